@@ -1,0 +1,98 @@
+"""Compile an :class:`EntityList` for one decoder: normalise, tokenise, build the graph.
+
+The result (:class:`CompiledEntities`) is what a decode call needs: the context graph, the
+words for LM boosting, and the map from decoded (normalised) words back to the entity's
+original spelling. Decoders cache it per list content hash.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..entities import EntityList, normalize_entity
+from ..tokenizer import BPE_MARK, Tokenizer
+from .context_graph import BOUNDARY, ContextGraph
+
+
+@dataclass(frozen=True)
+class CompiledEntities:
+    """An entity list compiled against one vocabulary."""
+
+    entities: EntityList  # the list as given
+    normalized: tuple[str, ...]  # per entity: its spelling in the model's units ("" if skipped)
+    graph: ContextGraph  # prefix tree + failure links over all spellings
+    words: frozenset[str]  # every word of every normalised entity (for LM boosting)
+    spelling: dict[tuple[str, ...], str]  # normalised words -> original spelling
+    max_words: int  # longest entity in words
+    skipped: tuple[str, ...]  # entities dropped as unrepresentable (on_unrepresentable="skip")
+
+
+def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequence[str],
+                     is_bpe: bool) -> CompiledEntities:
+    """Normalise and tokenise every entity, and build the context graph.
+
+    Raises ``ValueError`` naming the entities the units cannot spell (with the offending
+    characters), unless the list was made with ``on_unrepresentable="skip"``, in which case
+    they are dropped with a warning.
+    """
+    boundary = BOUNDARY if is_bpe else _space_index(labels)
+    paths: list[tuple[int, list[int], float]] = []
+    normalized: list[str] = []
+    problems: list[str] = []
+    spelling: dict[tuple[str, ...], str] = {}
+    for index, entity in enumerate(entities):
+        norm, offending = normalize_entity(entity.text, tokenizer.inventory)
+        segmentations = [] if offending else tokenizer.segmentations(norm)
+        symbol_paths = [_with_boundaries(seg, boundary, labels) for seg in segmentations]
+        symbol_paths = [p for p in symbol_paths if p]
+        if not symbol_paths:
+            why = (", ".join(repr(c) for c in offending) if offending
+                   else "no segmentation into the model's units")
+            problems.append(f"{entity.text!r} ({why})")
+            normalized.append("")
+            continue
+        normalized.append(norm)
+        spelling.setdefault(tuple(norm.split(" ")), entity.text)
+        paths.extend((index, path, entity.weight) for path in symbol_paths)
+    if problems:
+        message = (f"{len(problems)} entit{'y' if len(problems) == 1 else 'ies'} cannot be "
+                   f"spelled with the model's units: {'; '.join(problems[:10])}"
+                   + (" ..." if len(problems) > 10 else ""))
+        if entities.on_unrepresentable == "raise":
+            raise ValueError(message + ". Pass on_unrepresentable='skip' to drop them.")
+        warnings.warn(message + "; skipped.", stacklevel=3)
+    graph = ContextGraph.build(paths, boundary)
+    words = frozenset(w for norm in normalized if norm for w in norm.split(" "))
+    return CompiledEntities(
+        entities=entities, normalized=tuple(normalized), graph=graph, words=words,
+        spelling=spelling, max_words=max((len(k) for k in spelling), default=0),
+        skipped=tuple(e.text for e, n in zip(entities, normalized) if not n))
+
+
+def _space_index(labels: Sequence[str]) -> int:
+    try:
+        return list(labels).index(" ")
+    except ValueError:
+        raise ValueError("character labels have no ' ' (word boundary): cannot bias whole "
+                         "words with this vocabulary") from None
+
+
+def _with_boundaries(units: list[int], boundary: int, labels: Sequence[str]) -> list[int]:
+    """``boundary, units..., boundary``; for subwords, a boundary wherever pyctcdecode breaks
+    words: before a "▁" piece and after a piece that ends with "▁" (such as "▁" alone)."""
+    if boundary != BOUNDARY:
+        return [boundary, *units, boundary]
+    if not units or not labels[units[0]].startswith(BPE_MARK):
+        return []
+    path: list[int] = []
+    breaks = True
+    for unit in units:
+        label = labels[unit]
+        if breaks or label.startswith(BPE_MARK):
+            path.append(BOUNDARY)
+        path.append(unit)
+        breaks = label.endswith(BPE_MARK)
+    path.append(BOUNDARY)
+    return path

@@ -1,0 +1,229 @@
+"""Entity lists: the names a caller wants recognised, validated once, normalised per model.
+
+An :class:`EntityList` holds what the caller wrote (original spelling + weight). It knows
+nothing about a model; :func:`normalize_entity` maps one entry onto a model's unit
+inventory (the characters its labels can spell) when a decoder compiles the list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Union
+
+MAX_ENTITIES = 100_000
+MAX_ENTITY_CHARS = 200
+
+# Punctuation that separates words when spoken ("Jean-Luc", "AC/DC"): becomes a space when
+# the model cannot spell it, while other missing punctuation ("O'Neil" without "'") is dropped.
+_WORD_SEPARATORS = frozenset("-‐‑‒–—―/_")
+
+OnError = Literal["raise", "skip"]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One listed name.
+
+    >>> Entity("Zelenskyy", 2.0)
+    Entity(text='Zelenskyy', weight=2.0)
+    """
+
+    text: str  # the spelling to output, as the caller wrote it (NFKC, whitespace collapsed)
+    weight: float = 1.0  # multiplies every bonus this entity earns; > 0
+
+
+EntityInput = Union["EntityList", Iterable[Union[str, Entity, tuple[str, float]]]]
+
+
+class EntityList:
+    """A validated, de-duplicated list of entities (up to 100,000).
+
+    Built from an iterable of strings, ``(text, weight)`` pairs or :class:`Entity`, or from a
+    file with :meth:`from_file`. Entries are NFKC-normalised and whitespace-collapsed;
+    duplicates (same text ignoring case) keep the first spelling and the larger weight.
+    Empty entries raise ``ValueError``.
+
+    Args:
+        entries: the entities.
+        on_unrepresentable: what a decoder does with an entity its units cannot spell:
+            ``"raise"`` (default) raises ``ValueError`` naming it, ``"skip"`` drops it with a
+            warning.
+    """
+
+    def __init__(self, entries: Iterable[str | Entity | tuple[str, float]] = (),
+                 on_unrepresentable: OnError = "raise") -> None:
+        if on_unrepresentable not in ("raise", "skip"):
+            raise ValueError(
+                f"on_unrepresentable must be 'raise' or 'skip', got {on_unrepresentable!r}")
+        if isinstance(entries, (str, bytes)):
+            raise TypeError(
+                "entities must be an iterable of strings, not a single "
+                f"{type(entries).__name__} ({entries[:40]!r}); wrap it in a list")
+        self.on_unrepresentable: OnError = on_unrepresentable
+        by_key: dict[str, Entity] = {}
+        for position, entry in enumerate(entries):
+            entity = _to_entity(entry, position)
+            key = entity.text.casefold()
+            previous = by_key.get(key)
+            if previous is None:
+                by_key[key] = entity
+            elif entity.weight > previous.weight:
+                by_key[key] = Entity(previous.text, entity.weight)
+            if len(by_key) > MAX_ENTITIES:
+                raise ValueError(f"too many entities: more than {MAX_ENTITIES:,} distinct entries")
+        self._entities: tuple[Entity, ...] = tuple(by_key.values())
+        digest = hashlib.sha1()
+        for entity in self._entities:
+            digest.update(f"{entity.text}\t{entity.weight!r}\n".encode())
+        self._key = digest.hexdigest()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str],
+                  on_unrepresentable: OnError = "raise") -> EntityList:
+        """Read a UTF-8 file: one entity per line, optional ``<TAB>weight``.
+
+        Lines starting with ``#`` and blank lines are ignored. A bad weight or non-UTF-8 bytes
+        raise ``ValueError`` naming the file and line.
+        """
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"entity file not found: {path}") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            line_no = raw[: error.start].count(b"\n") + 1
+            raise ValueError(
+                f"{path}:{line_no}: entity file is not valid UTF-8 "
+                f"(byte {raw[error.start]:#04x} at offset {error.start})") from None
+        entries: list[tuple[str, float]] = []
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            name, _, weight_text = line.partition("\t")
+            weight = 1.0
+            if weight_text.strip():
+                try:
+                    weight = float(weight_text)
+                except ValueError:
+                    raise ValueError(
+                        f"{path}:{line_no}: weight {weight_text.strip()!r} of {name.strip()!r} "
+                        "is not a number (expected 'entity<TAB>weight')") from None
+            try:
+                entries.append(_to_entity((name, weight), line_no - 1))
+            except ValueError as error:
+                raise ValueError(f"{path}:{line_no}: {error}") from None
+        return cls(entries, on_unrepresentable=on_unrepresentable)
+
+    @property
+    def key(self) -> str:
+        """Content hash: equal lists share compiled context graphs."""
+        return self._key
+
+    def __len__(self) -> int:
+        return len(self._entities)
+
+    def __iter__(self) -> Iterator[Entity]:
+        return iter(self._entities)
+
+    def __getitem__(self, index: int) -> Entity:
+        return self._entities[index]
+
+    def __bool__(self) -> bool:
+        return bool(self._entities)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(repr(e.text) for e in self._entities[:3])
+        more = ", ..." if len(self._entities) > 3 else ""
+        return f"EntityList([{shown}{more}], n={len(self._entities)})"
+
+
+def as_entity_list(entities: EntityInput | None) -> EntityList:
+    """Accept an EntityList, an iterable of entries, or None (an empty list)."""
+    if entities is None:
+        return EntityList()
+    if isinstance(entities, EntityList):
+        return entities
+    return EntityList(entities)
+
+
+def _to_entity(entry: object, position: int) -> Entity:
+    if isinstance(entry, Entity):
+        text, weight = entry.text, entry.weight
+    elif isinstance(entry, str):
+        text, weight = entry, 1.0
+    elif isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+        text, weight = entry[0], entry[1]
+    elif isinstance(entry, bytes):
+        raise TypeError(f"entity #{position} is bytes ({entry[:40]!r}); decode it to str first")
+    else:
+        raise TypeError(
+            f"entity #{position} is {entry!r}: expected a string, (text, weight) or Entity")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise TypeError(f"weight of entity {text!r} is {weight!r}: expected a number")
+    if not math.isfinite(weight) or weight <= 0:
+        raise ValueError(f"weight of entity {text!r} is {weight!r}: expected a finite number > 0")
+    if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise ValueError(f"entity #{position} {text!r} contains a NUL or a lone surrogate")
+    clean = " ".join(unicodedata.normalize("NFKC", text).split())
+    if not clean:
+        raise ValueError(f"entity #{position} is empty ({text!r})")
+    if len(clean) > MAX_ENTITY_CHARS:
+        raise ValueError(
+            f"entity #{position} {clean[:40]!r}... is {len(clean)} characters long "
+            f"(at most {MAX_ENTITY_CHARS})")
+    return Entity(clean, float(weight))
+
+
+@dataclass(frozen=True)
+class UnitInventory:
+    """The characters a model's labels can spell, and how to fold text onto them."""
+
+    chars: frozenset[str]  # characters that occur in the labels (word marker "▁" excluded)
+    lower_case: bool  # labels have no upper-case letters: entities are case-folded
+    has_space: bool  # the vocabulary writes word boundaries (space or "▁")
+
+
+def normalize_entity(text: str, inventory: UnitInventory) -> tuple[str, list[str]]:
+    """Map an entity's spelling onto the unit inventory.
+
+    Returns ``(normalised, offending)``: the normalised spelling (words separated by single
+    spaces) and the characters that could not be represented (empty when it is fine).
+    Letters the vocabulary lacks are retried without diacritics ("Müller" -> "muller");
+    punctuation it lacks is dropped, or becomes a space for word separators ("Jean-Luc");
+    symbols ("&", "+") and digits it lacks are offending: nothing says how they are spoken.
+    """
+    if inventory.lower_case:
+        text = text.casefold()
+    out: list[str] = []
+    offending: list[str] = []
+    for char in text:
+        if char in inventory.chars:
+            out.append(char)
+        elif char.isspace() or char in _WORD_SEPARATORS:
+            out.append(" ")
+        elif unicodedata.category(char).startswith("P"):
+            continue
+        else:
+            base = "".join(c for c in unicodedata.normalize("NFKD", char)
+                           if not unicodedata.combining(c))
+            if inventory.lower_case:
+                base = base.casefold()
+            if base and all(c in inventory.chars for c in base):
+                out.append(base)
+            elif char not in offending:
+                offending.append(char)
+    normalised = " ".join("".join(out).split())
+    if not normalised and not offending:
+        offending.append(text)
+    if " " in normalised and not inventory.has_space:
+        offending.append(" ")
+    return normalised, offending
