@@ -22,6 +22,9 @@ MAX_ENTITY_CHARS = 200
 # Punctuation that separates words when spoken ("Jean-Luc", "AC/DC"): becomes a space when
 # the model cannot spell it, while other missing punctuation ("O'Neil" without "'") is dropped.
 _WORD_SEPARATORS = frozenset("-‐‑‒–—―/_")
+# Punctuation by Unicode's categories that is nevertheless spoken ("AT&T", "#1"): the model
+# must be able to spell it, like a symbol or a digit.
+_SPOKEN_PUNCTUATION = frozenset("&#%@*")
 
 OnError = Literal["raise", "skip"]
 
@@ -210,7 +213,8 @@ def normalize_entity(text: str, inventory: UnitInventory) -> tuple[str, list[str
             out.append(char)
         elif char.isspace() or char in _WORD_SEPARATORS:
             out.append(" ")
-        elif unicodedata.category(char).startswith("P"):
+        elif (unicodedata.category(char).startswith("P")
+              and char not in _SPOKEN_PUNCTUATION):
             continue
         else:
             base = "".join(c for c in unicodedata.normalize("NFKD", char)

@@ -61,19 +61,21 @@ class LabelTokenizer:
 
     def __init__(self, labels: list[str]) -> None:
         self._index = {label: i for i, label in enumerate(labels) if label}
-        self._longest = max((len(label) for label in labels), default=1)
+        self._sizes = sorted({len(label) for label in self._index}, reverse=True)
         self.inventory = _inventory(labels)
 
     def segmentations(self, text: str) -> list[list[int]]:
         ids: list[int] = []
+        index = self._index
         for word in text.split(" "):
             rest = BPE_MARK + word
-            while rest:
-                for size in range(min(len(rest), self._longest), 0, -1):
-                    index = self._index.get(rest[:size])
-                    if index is not None:
-                        ids.append(index)
-                        rest = rest[size:]
+            start, end = 0, len(rest)
+            while start < end:
+                for size in self._sizes:
+                    unit = index.get(rest[start:start + size]) if start + size <= end else None
+                    if unit is not None:
+                        ids.append(unit)
+                        start += size
                         break
                 else:
                     return []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Collection, Sequence
+import sys
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -35,6 +37,20 @@ __all__ = ["BiasedBeamSearchDecoder", "BiasingOptions", "CompiledEntities", "Con
 _BIASING_FIELDS = frozenset(f.name for f in fields(BiasingOptions))
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (native code writes there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def build_biased_decoder(
     labels: Sequence[str],
     entities: EntityInput | None = None,
@@ -62,7 +78,7 @@ def build_biased_decoder(
         unigrams: the LM's vocabulary; read from the file when it is ARPA.
         alpha, beta, unk_score_offset, lm_score_boundary: pyctcdecode's LM settings.
         **options: fields of :class:`BiasingOptions` (``weight``, ``unit_bonus``,
-            ``adaptive_scale``, ``max_adaptive``, ``completion_bonus``, ``force_min_logp``,
+            ``adaptive_scale``, ``max_adaptive``, ``completion_bonus``, ``force_window``,
             ``lm_boost_logp``).
     """
     unknown = sorted(set(options) - _BIASING_FIELDS)
@@ -87,7 +103,12 @@ def build_biased_decoder(
             raise ImportError("a KenLM model needs kenlm: pip install 'ctc-biasing[lm]'") from None
         if unigrams is None and path.endswith(".arpa"):
             unigrams = load_unigram_set_from_arpa(path)
-        language_model = LanguageModel(kenlm.Model(path), unigrams, alpha=alpha, beta=beta,
+        try:
+            with _quiet_stderr():  # KenLM prints loading progress bars on stderr
+                kenlm_model = kenlm.Model(path)
+        except (OSError, RuntimeError) as error:
+            raise ValueError(f"cannot load KenLM model {path}: {error}") from None
+        language_model = LanguageModel(kenlm_model, unigrams, alpha=alpha, beta=beta,
                                        unk_score_offset=unk_score_offset,
                                        score_boundary=lm_score_boundary)
     return BiasedBeamSearchDecoder(

@@ -7,7 +7,7 @@ so its output is pyctcdecode's exactly. With entities each beam also carries a c
 state, and:
 
 1. candidate forcing: units that continue an entity a beam has started are expanded even
-   below ``token_min_logp`` (down to ``force_min_logp``);
+   below ``token_min_logp`` (down to ``force_window`` below the frame's best unit);
 2. adaptive subword boosting: a unit on an entity path earns
    ``min(adaptive_scale * (best logp at t - its logp at t), max_adaptive) + unit_bonus``,
    times the entity weight and the decoder weight; the bonus a path collected is taken back
@@ -71,7 +71,8 @@ class BiasingOptions:
     adaptive_scale: float = 0.5  # share of the gap to the frame's best unit given back
     max_adaptive: float = 2.0  # cap on the adaptive part per unit
     completion_bonus: float = 2.0  # extra bonus when a whole entity is completed
-    force_min_logp: float = -20.0  # forced continuation units need at least this logp
+    force_window: float = 6.0  # forced continuation units are at most this far below the
+    # frame's best unit (nats); further down, no default bonus could make them win
     lm_boost_logp: float | None = DEFAULT_BOOST_LOGP  # BOOST class log-prob (nats) for listed
     # words the LM does not know; None scores them as pyctcdecode does (unknown-word penalty)
 
@@ -81,12 +82,13 @@ class BiasingOptions:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name in ("force_min_logp", "lm_boost_logp"):
-            value = getattr(self, name)
-            if value is None and name == "lm_boost_logp":
-                continue
-            if not np.isfinite(value) or value > 0:
-                raise ValueError(f"{name} must be a log-probability <= 0, got {value!r}")
+        if not np.isfinite(self.force_window) or self.force_window < 0:
+            raise ValueError(f"force_window must be a finite number >= 0, got "
+                             f"{self.force_window!r}")
+        if self.lm_boost_logp is not None and not (np.isfinite(self.lm_boost_logp)
+                                                   and self.lm_boost_logp <= 0):
+            raise ValueError(f"lm_boost_logp must be a log-probability <= 0 or None, got "
+                             f"{self.lm_boost_logp!r}")
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
         super().__init__(alphabet, language_model)
         self._tokenizer = tokenizer
         self._options = options
-        self._compiled: OrderedDict[str, CompiledEntities] = OrderedDict()
+        self._compiled: OrderedDict[str, tuple[CompiledEntities, BoostWords | None]] = (
+            OrderedDict())
         self._entities = entities if entities is not None else EntityList()
         if self._entities:
             self.compile(self._entities)  # fail early on unrepresentable entities
@@ -132,16 +135,23 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
 
     def compile(self, entities: EntityInput) -> CompiledEntities:
         """Compile (or fetch from the cache) an entity list for this vocabulary."""
-        entity_list = as_entity_list(entities)
-        compiled = self._compiled.get(entity_list.key)
-        if compiled is None:
+        return self._prepare(as_entity_list(entities))[0]
+
+    def _prepare(self, entity_list: EntityList) -> tuple[CompiledEntities, BoostWords | None]:
+        """The compiled list and its BOOST-class words for this decoder's LM, cached."""
+        prepared = self._compiled.get(entity_list.key)
+        if prepared is None:
             compiled = compile_entities(entity_list, self._tokenizer, self.labels, self._is_bpe)
-            self._compiled[entity_list.key] = compiled
+            language_model = self._language_model
+            boost = (BoostWords(compiled.words, language_model)
+                     if isinstance(language_model, LanguageModel) else None)
+            prepared = (compiled, boost)
+            self._compiled[entity_list.key] = prepared
             if len(self._compiled) > _COMPILED_CACHE_SIZE:
                 self._compiled.popitem(last=False)
         else:
             self._compiled.move_to_end(entity_list.key)
-        return compiled
+        return prepared
 
     # ----------------------------------------------------------------------------- API
 
@@ -193,11 +203,9 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
         lm_start_state: Any = None,
     ) -> str:
         """Decode ``logits`` (frames, vocab) log-probabilities to text (see decode_beams)."""
-        beams = self.decode_beams(
-            logits, entities, beam_width=beam_width, beam_prune_logp=beam_prune_logp,
-            token_min_logp=token_min_logp, prune_history=True, hotwords=hotwords,
-            hotword_weight=hotword_weight, lm_start_state=lm_start_state)
-        return beams[0][0]
+        best, _ = self._search(logits, entities, beam_width, beam_prune_logp, token_min_logp,
+                               True, hotwords, hotword_weight, lm_start_state, n_best=1)[0]
+        return best.text
 
     def decode_batch(  # type: ignore[override]
         self,
@@ -228,7 +236,8 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
     def _search(self, logits: Any, entities: EntityInput | None, beam_width: int,
                 beam_prune_logp: float, token_min_logp: float, prune_history: bool,
                 hotwords: Iterable[str] | None, hotword_weight: float, lm_start_state: Any,
-                ) -> list[tuple[Hypothesis, Any]]:
+                n_best: int | None = None) -> list[tuple[Hypothesis, Any]]:
+        """Validate, decode (biased or not), and respell the ``n_best`` best beams."""
         logprobs = self._checked_logprobs(logits)
         if not isinstance(beam_width, int) or isinstance(beam_width, bool) or beam_width < 1:
             raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
@@ -239,12 +248,12 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
                                         prune_history, hotword_scorer, lm_start_state)
             return [(Hypothesis(text, words, [], logit, score), state)
                     for text, state, words, logit, score in beams]
-        compiled = self.compile(entity_list)
-        beams = self._decode_biased(logprobs, compiled, beam_width, beam_prune_logp,
-                                    token_min_logp, prune_history, hotword_scorer,
-                                    lm_start_state)
+        compiled, boost = self._prepare(entity_list)
+        beams = self._decode_biased(logprobs, compiled, boost, beam_width, beam_prune_logp,
+                                    token_min_logp, prune_history,
+                                    hotword_scorer if hotwords else None, lm_start_state)
         out = []
-        for text, state, words, logit, score in beams:
+        for text, state, words, logit, score in beams[:n_best]:
             new_words, matches = respell(words, compiled.spelling, compiled.max_words)
             new_text = " ".join(w for w, _ in new_words)
             out.append((Hypothesis(new_text, new_words, matches, logit, score), state))
@@ -282,28 +291,25 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
         # exactly pyctcdecode's preparation, so results match it bit for bit
         return np.clip(_log_softmax(logits, axis=1), np.log(MIN_TOKEN_CLIP_P), 0)
 
-    def _decode_biased(self, logits: np.ndarray, compiled: CompiledEntities, beam_width: int,
+    def _decode_biased(self, logits: np.ndarray, compiled: CompiledEntities,
+                       boost: BoostWords | None, beam_width: int,
                        beam_prune_logp: float, token_min_logp: float, prune_history: bool,
-                       hotword_scorer: HotwordScorer, lm_start_state: Any,
+                       hotword_scorer: HotwordScorer | None, lm_start_state: Any,
                        ) -> list[tuple[str, Any, list, float, float]]:
         """Beam search with a context graph (mirrors pyctcdecode's ``_decode_logits``)."""
         opts = self._options
         graph = compiled.graph
-        children, fail, depth = graph.children, graph.fail, graph.depth
-        node_weight, node_entity, node_output = graph.weight, graph.entity, graph.output
-        entity_weight = [e.weight for e in compiled.entities]
+        children, depth, step, output = graph.children, graph.depth, graph.step, graph.output
+        node_weight, node_entity = graph.weight, graph.entity
         completion = opts.completion_bonus * opts.weight
         boundary = graph.boundary
         is_bpe = self._is_bpe
         idx2vocab = self._idx2vocab
         force_units = graph.force_units
-        force_floor = opts.force_min_logp
 
         language_model = self._language_model
-        if isinstance(language_model, LanguageModel) and opts.lm_boost_logp is not None:
-            boost = BoostWords(compiled.words, language_model)
-            if boost:
-                language_model = BoostedLanguageModel(language_model, boost, opts.lm_boost_logp)
+        if boost and isinstance(language_model, LanguageModel) and opts.lm_boost_logp is not None:
+            language_model = BoostedLanguageModel(language_model, boost, opts.lm_boost_logp)
         if lm_start_state is None and language_model is not None:
             lm_start_state = language_model.get_start_state()
         cached_lm: dict[tuple[str, bool], tuple[float, float, Any]] = {
@@ -319,19 +325,16 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
                     return 0, 0.0, bonus
                 bonus -= partial  # the path broke off: give back what it collected
                 partial = 0.0
-                node = fail[node]
-                while node and symbol not in children[node]:
-                    node = fail[node]
-                child = children[node].get(symbol)
-                if child is None:
+                child, _ = step(node, symbol)
+                if child == 0:
                     return 0, 0.0, bonus
             if symbol != boundary:
                 gain *= node_weight[child]
                 return child, partial + gain, bonus + gain
-            ended = node_output[child]
+            ended, ended_weight = output(child)
             if ended >= 0:
-                bonus += completion * entity_weight[node_entity[ended]]
-                if ended == child:
+                bonus += completion * ended_weight
+                if node_entity[child] >= 0:
                     partial = 0.0  # committed: a completed entity keeps its bonus
             return child, partial, bonus
 
@@ -378,13 +381,13 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
         for frame_idx, logit_col in enumerate(logits):
             max_idx = logit_col.argmax()
             idx_list = set(np.where(logit_col >= token_min_logp)[0]) | {max_idx}
-            col = logit_col.tolist()
-            gains = (np.minimum(scale * (col[max_idx] - logit_col), cap) + static).tolist()
+            best = float(logit_col[max_idx])
+            force_floor = best - opts.force_window
             new_beams: list[_Beam] = []
             for idx in idx_list:
-                p_char = col[idx]
+                p_char = float(logit_col[idx])
                 char = idx2vocab[idx]
-                gain = gains[idx]
+                gain = min(scale * (best - p_char), cap) + static
                 for beam in beams:
                     new_beam, force_break = extend(beam, idx, p_char, char, gain, frame_idx,
                                                    force_break)
@@ -394,8 +397,12 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
                 if depth[node] < 2:
                     continue
                 for idx in force_units(node):
-                    if idx not in idx_list and col[idx] >= force_floor:
-                        new_beam, _ = extend(beam, idx, col[idx], idx2vocab[idx], gains[idx],
+                    if idx in idx_list:
+                        continue
+                    p_char = float(logit_col[idx])
+                    if p_char >= force_floor:
+                        gain = min(scale * (best - p_char), cap) + static
+                        new_beam, _ = extend(beam, idx, p_char, idx2vocab[idx], gain,
                                              frame_idx, False)
                         new_beams.append(new_beam)
             scored = self._score_beams(_merge_biased(new_beams), language_model,
@@ -427,40 +434,41 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
                  list(zip(b[0].split(), b[4])), b[6], b[-1]) for b in trimmed]
 
     def _score_beams(self, beams: list[_Beam], language_model: AbstractLanguageModel | None,
-                     hotword_scorer: HotwordScorer,
+                     hotword_scorer: HotwordScorer | None,
                      cached_lm: dict[tuple[str, bool], tuple[float, float, Any]],
                      cached_partial: dict[str, float], is_eos: bool) -> list[tuple]:
         """Append the ranking score: acoustic + LM (+ hotwords) + biasing bonus."""
         out = []
-        if language_model is None:
-            for (text, next_word, word_part, last_char, frames, part_frames, logit_score, node,
-                 partial, bonus) in beams:
-                new_text = _merge_tokens(text, next_word)
-                score = (logit_score + hotword_scorer.score(new_text)
-                         + hotword_scorer.score_partial_token(word_part) + bonus)
-                out.append((new_text, "", word_part, last_char, frames, part_frames,
-                            logit_score, node, partial, bonus, score))
-            return out
         for (text, next_word, word_part, last_char, frames, part_frames, logit_score, node,
              partial, bonus) in beams:
             new_text = _merge_tokens(text, next_word)
-            key = (new_text, is_eos)
-            if key not in cached_lm:
-                _, prev_raw, start_state = cached_lm[(text, False)]
-                score, end_state = language_model.score(start_state, next_word,
-                                                        is_last_word=is_eos)
-                raw = prev_raw + score
-                cached_lm[key] = (raw + hotword_scorer.score(new_text), raw, end_state)
-            lm_score = cached_lm[key][0]
-            if word_part:
-                if word_part not in cached_partial:
-                    if word_part in hotword_scorer:
-                        cached_partial[word_part] = hotword_scorer.score_partial_token(word_part)
-                    else:
-                        cached_partial[word_part] = language_model.score_partial_token(word_part)
-                lm_score += cached_partial[word_part]
+            if language_model is None:
+                score = logit_score + bonus
+                if hotword_scorer is not None:
+                    score += (hotword_scorer.score(new_text)
+                              + hotword_scorer.score_partial_token(word_part))
+            else:
+                key = (new_text, is_eos)
+                if key not in cached_lm:
+                    _, prev_raw, start_state = cached_lm[(text, False)]
+                    lm, end_state = language_model.score(start_state, next_word,
+                                                         is_last_word=is_eos)
+                    raw = prev_raw + lm
+                    hot = 0.0 if hotword_scorer is None else hotword_scorer.score(new_text)
+                    cached_lm[key] = (raw + hot, raw, end_state)
+                lm_score = cached_lm[key][0]
+                if word_part:
+                    if word_part not in cached_partial:
+                        if hotword_scorer is not None and word_part in hotword_scorer:
+                            cached_partial[word_part] = hotword_scorer.score_partial_token(
+                                word_part)
+                        else:
+                            cached_partial[word_part] = language_model.score_partial_token(
+                                word_part)
+                    lm_score += cached_partial[word_part]
+                score = logit_score + lm_score + bonus
             out.append((new_text, "", word_part, last_char, frames, part_frames, logit_score,
-                        node, partial, bonus, logit_score + lm_score + bonus))
+                        node, partial, bonus, score))
         return out
 
 

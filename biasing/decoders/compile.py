@@ -38,6 +38,8 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
     they are dropped with a warning.
     """
     boundary = BOUNDARY if is_bpe else _space_index(labels)
+    starts = [label.startswith(BPE_MARK) for label in labels]
+    ends = [label.endswith(BPE_MARK) for label in labels]
     paths: list[tuple[int, list[int], float]] = []
     normalized: list[str] = []
     problems: list[str] = []
@@ -45,7 +47,7 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
     for index, entity in enumerate(entities):
         norm, offending = normalize_entity(entity.text, tokenizer.inventory)
         segmentations = [] if offending else tokenizer.segmentations(norm)
-        symbol_paths = [_with_boundaries(seg, boundary, labels) for seg in segmentations]
+        symbol_paths = [_with_boundaries(seg, boundary, starts, ends) for seg in segmentations]
         symbol_paths = [p for p in symbol_paths if p]
         if not symbol_paths:
             why = (", ".join(repr(c) for c in offending) if offending
@@ -63,7 +65,7 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
         if entities.on_unrepresentable == "raise":
             raise ValueError(message + ". Pass on_unrepresentable='skip' to drop them.")
         warnings.warn(message + "; skipped.", stacklevel=3)
-    graph = ContextGraph.build(paths, boundary)
+    graph = ContextGraph.build(paths, boundary, [e.weight for e in entities])
     words = frozenset(w for norm in normalized if norm for w in norm.split(" "))
     return CompiledEntities(
         entities=entities, normalized=tuple(normalized), graph=graph, words=words,
@@ -79,20 +81,20 @@ def _space_index(labels: Sequence[str]) -> int:
                          "words with this vocabulary") from None
 
 
-def _with_boundaries(units: list[int], boundary: int, labels: Sequence[str]) -> list[int]:
+def _with_boundaries(units: list[int], boundary: int, starts: list[bool], ends: list[bool],
+                     ) -> list[int]:
     """``boundary, units..., boundary``; for subwords, a boundary wherever pyctcdecode breaks
-    words: before a "▁" piece and after a piece that ends with "▁" (such as "▁" alone)."""
+    words: before a "▁" piece (``starts``) and after one that ends with "▁" (``ends``)."""
     if boundary != BOUNDARY:
         return [boundary, *units, boundary]
-    if not units or not labels[units[0]].startswith(BPE_MARK):
+    if not units or not starts[units[0]]:
         return []
     path: list[int] = []
     breaks = True
     for unit in units:
-        label = labels[unit]
-        if breaks or label.startswith(BPE_MARK):
+        if breaks or starts[unit]:
             path.append(BOUNDARY)
         path.append(unit)
-        breaks = label.endswith(BPE_MARK)
+        breaks = ends[unit]
     path.append(BOUNDARY)
     return path

@@ -9,21 +9,19 @@ entity path is ``boundary, units..., boundary``, so an entity only matches whole
 The graph only says where a hypothesis is; scores live in the decoder. Per node it keeps:
 
 - ``children``: unit -> node;
-- ``fail``: the node of the longest proper suffix that is also a path prefix;
 - ``depth``: number of symbols (boundaries included) from the root;
 - ``weight``: the largest weight of the entities whose paths pass through the node;
 - ``entity``: index of the entity whose path ends here (after its closing boundary), or -1;
-- ``output``: the nearest node on the failure chain (the node included) where an entity
-  ends, or -1 ("york" completes inside "new york city").
+- ``fail(node)``: the node of the longest proper suffix that is also a path prefix;
+- ``output(node)``: the entity ending at the node or nearest on its failure chain
+  ("york" completes inside "new york city").
 
 Building is linear in the total length of the paths; one step is amortised O(1).
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,36 +35,45 @@ class GraphStats:
     n_paths: int  # spellings inserted (entities x segmentations x variants)
     n_nodes: int  # nodes, root included
     build_s: float  # seconds spent building
-    approx_bytes: int  # rough memory of the node tables
 
 
 class ContextGraph:
-    """Aho-Corasick automaton over unit sequences. Build with :meth:`build`."""
+    """Aho-Corasick automaton over unit sequences. Build with :meth:`build`.
 
-    def __init__(self, children: list[dict[int, int]], fail: list[int], depth: list[int],
-                 weight: list[float], entity: list[int], output: list[int], start: int,
-                 boundary: int, stats: GraphStats) -> None:
+    Failure and output links are computed lazily, on first use, and memoised: a decode
+    touches few nodes of a large graph, and building stays linear in the input.
+    """
+
+    def __init__(self, children: list[dict[int, int]], parent: list[int], symbol: list[int],
+                 depth: list[int], weight: list[float], entity: list[int],
+                 entity_weight: Sequence[float], boundary: int, stats: GraphStats) -> None:
         self.children = children
-        self.fail = fail
         self.depth = depth
         self.weight = weight
         self.entity = entity
-        self.output = output
-        self.start = start  # state after the utterance-initial boundary
+        self.start = children[0].get(boundary, 0)  # state after the utterance-initial boundary
         self.boundary = boundary  # symbol that separates words
         self.stats = stats
+        self._parent = parent
+        self._symbol = symbol
+        self._entity_weight = entity_weight
+        self._fail: dict[int, int] = {0: 0}
+        self._output: dict[int, tuple[int, float]] = {}
         self._force: dict[int, tuple[int, ...]] = {}
 
     @classmethod
     def build(cls, paths: Sequence[tuple[int, Sequence[int], float]], boundary: int,
-              ) -> ContextGraph:
+              entity_weights: Sequence[float] = ()) -> ContextGraph:
         """Build from ``(entity_index, symbols, weight)`` paths.
 
         ``symbols`` already contain the boundaries (``boundary, units..., boundary``).
         Several paths may share an entity index (segmentations, spelling variants).
+        ``entity_weights[i]`` scales entity ``i``'s completion (default 1).
         """
         started = time.perf_counter()
         children: list[dict[int, int]] = [{}]
+        parent = [0]
+        symbol_in = [0]
         depth = [0]
         weight = [0.0]
         entity = [-1]
@@ -78,6 +85,8 @@ class ContextGraph:
                     nxt = len(children)
                     children[node][symbol] = nxt
                     children.append({})
+                    parent.append(node)
+                    symbol_in.append(symbol)
                     depth.append(depth[node] + 1)
                     weight.append(path_weight)
                     entity.append(-1)
@@ -86,31 +95,51 @@ class ContextGraph:
                 node = nxt
             if entity[node] < 0:
                 entity[node] = index
-        fail = [0] * len(children)
-        output = [-1] * len(children)
-        queue: deque[int] = deque()
-        for child in children[0].values():
-            queue.append(child)
-            output[child] = child if entity[child] >= 0 else -1
-        while queue:
-            node = queue.popleft()
-            for symbol, child in children[node].items():
-                target = fail[node]
-                while target and symbol not in children[target]:
-                    target = fail[target]
-                link = children[target].get(symbol, 0)
-                fail[child] = link if link != child else 0
-                output[child] = child if entity[child] >= 0 else output[fail[child]]
-                queue.append(child)
-        start = children[0].get(boundary, 0)
-        size = (sys.getsizeof(children) + sum(sys.getsizeof(c) for c in children)
-                + 5 * (sys.getsizeof(fail) + 8 * len(fail)))
+        if not entity_weights:
+            entity_weights = [1.0] * (max((p[0] for p in paths), default=-1) + 1)
         stats = GraphStats(n_paths=len(paths), n_nodes=len(children),
-                           build_s=time.perf_counter() - started, approx_bytes=size)
-        return cls(children, fail, depth, weight, entity, output, start, boundary, stats)
+                           build_s=time.perf_counter() - started)
+        return cls(children, parent, symbol_in, depth, weight, entity, entity_weights,
+                   boundary, stats)
 
     def __len__(self) -> int:
         return len(self.children)
+
+    def fail(self, node: int) -> int:
+        """The node of the longest proper suffix of ``node``'s path that is a path prefix."""
+        found = self._fail.get(node)
+        if found is not None:
+            return found
+        parent, symbol = self._parent[node], self._symbol[node]
+        link = 0
+        if parent != 0:
+            target = self.fail(parent)
+            while True:
+                child = self.children[target].get(symbol)
+                if child is not None:
+                    link = child
+                    break
+                if target == 0:
+                    break
+                target = self.fail(target)
+        self._fail[node] = link
+        return link
+
+    def output(self, node: int) -> tuple[int, float]:
+        """``(entity, weight)`` of the entity ending at ``node`` or, failing that, at the
+        nearest node on its failure chain; ``(-1, 0.0)`` if none ("york" inside
+        "new york city")."""
+        found = self._output.get(node)
+        if found is None:
+            index = self.entity[node]
+            if index >= 0:
+                found = (index, self._entity_weight[index])
+            elif node == 0:
+                found = (-1, 0.0)
+            else:
+                found = self.output(self.fail(node))
+            self._output[node] = found
+        return found
 
     def step(self, node: int, symbol: int) -> tuple[int, bool]:
         """Follow ``symbol`` from ``node``: ``(next_node, continued)``.
@@ -121,10 +150,12 @@ class ContextGraph:
         child = self.children[node].get(symbol)
         if child is not None:
             return child, True
-        node = self.fail[node]
-        while node and symbol not in self.children[node]:
-            node = self.fail[node]
-        return self.children[node].get(symbol, 0), False
+        while node:
+            node = self.fail(node)
+            child = self.children[node].get(symbol)
+            if child is not None:
+                return child, False
+        return 0, False
 
     def force_units(self, node: int) -> tuple[int, ...]:
         """Label indices that continue the path at ``node`` when emitted next.

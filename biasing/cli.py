@@ -1,0 +1,100 @@
+"""The ``ctc-biasing`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .entities import EntityList
+
+
+def _read_labels(path: str) -> list[str]:
+    """One label per line, exactly as written (an empty line is the blank), or a JSON list."""
+    raw = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".json"):
+        labels = json.loads(raw)
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise ValueError(f"{path}: expected a JSON list of strings")
+        return labels
+    lines = raw.split("\n")
+    if raw.endswith("\n"):
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
+    try:
+        logits = np.load(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read logits from {path}: {error}") from None
+    if log_softmax and logits.ndim == 2:
+        logits = logits.astype(np.float64)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        logits = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return logits
+
+
+def _decode(args: argparse.Namespace) -> dict[str, Any]:
+    from .decoders import build_biased_decoder
+
+    policy = "skip" if args.skip_unrepresentable else "raise"
+    entities = EntityList.from_file(args.entities, policy) if args.entities else EntityList()
+    decoder = build_biased_decoder(_read_labels(args.labels), kenlm_model_path=args.kenlm,
+                                   tokenizer=args.tokenizer, weight=args.weight)
+    logits = _load_logits(args.logits, args.log_softmax)
+    best = decoder.decode_hypotheses(logits, entities, beam_width=args.beam_width)[0]
+    return {
+        "text": best.text,
+        "words": [{"word": w, "start_frame": s, "end_frame": e} for w, (s, e) in best.words],
+        "entities": [{"entity": m.text, "start_frame": m.start_frame, "end_frame": m.end_frame}
+                     for m in best.entities],
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ctc-biasing", description="Bias CTC speech recognition toward a list of names.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    decode = commands.add_parser(
+        "decode", help="decode saved CTC log-probabilities with an entity list")
+    decode.add_argument("--logits", required=True,
+                        help=".npy of (frames, vocab) log-probabilities (see --log-softmax)")
+    decode.add_argument("--labels", required=True,
+                        help="labels file: one per line as written, empty line = blank, "
+                             "or a .json list")
+    decode.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
+    decode.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
+    decode.add_argument("--tokenizer", help="sentencepiece model that made the labels")
+    decode.add_argument("--beam-width", type=int, default=100)
+    decode.add_argument("--weight", type=float, default=1.0,
+                        help="biasing strength (0 = off, 1 = default)")
+    decode.add_argument("--log-softmax", action="store_true",
+                        help="the .npy holds raw logits: apply log_softmax first")
+    decode.add_argument("--skip-unrepresentable", action="store_true",
+                        help="drop entities the model cannot spell instead of failing")
+    decode.add_argument("--json", action="store_true", help="print words, frames and entities")
+    decode.set_defaults(run=_decode)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        print(f"ctc-biasing {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+    else:
+        print(result["text"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Bad inputs get clear errors; hypothesis fuzzes shapes, values and entity lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from pyctcdecode import build_ctcdecoder
+
+from biasing import EntityList, build_biased_decoder
+from conftest import CHAR_LABELS, char_logprobs
+
+DECODER = build_biased_decoder(CHAR_LABELS)
+REFERENCE = build_ctcdecoder(CHAR_LABELS)
+V = len(CHAR_LABELS)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("logits, message", [
+    (np.zeros((10,)), r"shape \(10,\), but need \(frames, 29\)"),
+    (np.zeros((10, 28)), r"shape \(10, 28\)"),
+    (np.zeros((2, 10, 29)), r"shape \(2, 10, 29\)"),
+    (np.zeros((10, 29), dtype=np.int64), "dtype int64"),
+    (np.zeros((10, 29)), "frame 0 has logsumexp 3.367"),
+    (np.full((10, 29), 1 / 29), "look like probabilities"),
+])
+def test_bad_logits(logits: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DECODER.decode(logits)
+
+
+def test_nan_and_inf() -> None:
+    logprobs = char_logprobs("abc").astype(np.float64)
+    logprobs[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN or \\+inf \\(first at frame 3\\)"):
+        DECODER.decode(logprobs)
+    logprobs[3, 4] = -np.inf  # log(0) is a valid log-probability
+    logprobs[3] = _normalise(logprobs[3:4])[0]
+    assert isinstance(DECODER.decode(logprobs), str)
+
+
+def test_not_an_array() -> None:
+    with pytest.raises(TypeError, match="numpy array"):
+        DECODER.decode([[0.0] * V])
+
+
+def test_torch_tensor_is_accepted() -> None:
+    torch = pytest.importorskip("torch", reason="torch is an optional extra")
+    logprobs = char_logprobs("fremont")
+    assert DECODER.decode(torch.from_numpy(logprobs)) == DECODER.decode(logprobs)
+
+
+def test_zero_frames() -> None:
+    assert DECODER.decode(np.zeros((0, V), dtype=np.float32), entities=["Fremont"]) == ""
+
+
+def test_bad_options_and_labels() -> None:
+    with pytest.raises(TypeError, match="unknown option.*boost_everything"):
+        build_biased_decoder(CHAR_LABELS, boost_everything=True)
+    with pytest.raises(ValueError, match="unit_bonus must be"):
+        build_biased_decoder(CHAR_LABELS, unit_bonus=-1.0)
+    with pytest.raises(ValueError, match="duplicates"):
+        build_biased_decoder(["a", "a", ""])
+    with pytest.raises(FileNotFoundError, match="missing.arpa"):
+        build_biased_decoder(CHAR_LABELS, kenlm_model_path="missing.arpa")
+    with pytest.raises(ValueError, match="beam_width"):
+        DECODER.decode(char_logprobs("a"), beam_width=0)
+
+
+def test_unrepresentable_entities() -> None:
+    with pytest.raises(ValueError, match=r"'R2-D2' \('2'\).*'AT&T' \('&'\)"):
+        DECODER.decode(char_logprobs("a"), entities=["R2-D2", "Fremont", "AT&T"])
+    skipping = EntityList(["R2-D2", "Fremont"], on_unrepresentable="skip")
+    with pytest.warns(UserWarning, match="R2-D2"):
+        compiled = DECODER.compile(skipping)
+    assert compiled.skipped == ("R2-D2",)
+    assert DECODER.decode(char_logprobs("fremont"), entities=skipping) == "Fremont"
+
+
+_texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+                 min_size=0, max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    logits=st.integers(0, 25).flatmap(lambda t: arrays(
+        np.float32, (t, V), elements=st.floats(-30, 5, width=32))),
+    entities=st.lists(_texts, max_size=8),
+)
+def test_fuzz_never_crashes_unclearly(logits: np.ndarray, entities: list[str]) -> None:
+    logprobs = _normalise(logits.astype(np.float64)) if len(logits) else logits
+    try:
+        text = DECODER.decode(logprobs, entities=EntityList(entities,
+                                                            on_unrepresentable="skip"))
+    except ValueError as error:
+        assert str(error).startswith("entity #")  # names the entry
+        return
+    except UserWarning:  # pragma: no cover - warnings are not errors here
+        return
+    assert isinstance(text, str)
+    assert DECODER.decode(logprobs) == REFERENCE.decode(logprobs)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.text(alphabet="abcdefgh '", min_size=1, max_size=12), max_size=40))
+def test_fuzz_lists_of_representable_names(names: list[str]) -> None:
+    logprobs = char_logprobs("a bad cafe had a face")
+    try:
+        entities = EntityList(names)
+    except ValueError:
+        return  # whitespace-only names
+    text = DECODER.decode(logprobs, entities=entities)
+    assert text.lower().replace("'", "").split() and isinstance(text, str)
