@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .entities import EntityList
+from .entities import EntityList, OnError
 
 
 def _read_labels(path: str) -> list[str]:
@@ -42,7 +42,7 @@ def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
 def _decode(args: argparse.Namespace) -> dict[str, Any]:
     from .decoders import build_biased_decoder
 
-    policy = "skip" if args.skip_unrepresentable else "raise"
+    policy: OnError = "skip" if args.skip_unrepresentable else "raise"
     entities = EntityList.from_file(args.entities, policy) if args.entities else EntityList()
     decoder = build_biased_decoder(_read_labels(args.labels), kenlm_model_path=args.kenlm,
                                    tokenizer=args.tokenizer, weight=args.weight)
@@ -54,6 +54,36 @@ def _decode(args: argparse.Namespace) -> dict[str, Any]:
         "entities": [{"entity": m.text, "start_frame": m.start_frame, "end_frame": m.end_frame}
                      for m in best.entities],
     }
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
+          file=sys.stderr, flush=True)
+
+
+def _transcribe(args: argparse.Namespace) -> Any:
+    from .transcribe import Transcriber
+
+    policy: OnError = "skip" if args.skip_unrepresentable else "raise"
+    entities = EntityList.from_file(args.entities, policy) if args.entities else EntityList()
+    transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
+                              beam_width=args.beam_width, device=args.device,
+                              weight=args.weight)
+    show = _progress if len(args.audio) > 1 and sys.stderr.isatty() else None
+    results = transcriber.transcribe(args.audio, entities, progress=show)
+    if args.json:
+        return [{"audio": r.source, "text": r.text, "duration_s": round(r.duration_s, 3),
+                 "words": [{"word": w.word, "start_s": round(w.start_s, 2),
+                            "end_s": round(w.end_s, 2)} for w in r.words],
+                 "entities": [{"entity": h.entity, "start_s": round(h.start_s, 2),
+                               "end_s": round(h.end_s, 2)} for h in r.entities]}
+                for r in results]
+    if len(results) == 1:
+        return results[0].text
+    return "\n".join(f"{r.source}\t{r.text}" for r in results)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,6 +109,24 @@ def _parser() -> argparse.ArgumentParser:
                         help="drop entities the model cannot spell instead of failing")
     decode.add_argument("--json", action="store_true", help="print words, frames and entities")
     decode.set_defaults(run=_decode)
+
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe audio files with an acoustic model and an entity list")
+    transcribe.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg; any rate)")
+    transcribe.add_argument("--model", default=None,
+                            help="quartznet:DIR or hf:DIR (default: the bundled model)")
+    transcribe.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
+    transcribe.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
+    transcribe.add_argument("--tokenizer", help="sentencepiece model that made the labels")
+    transcribe.add_argument("--device", default="cpu", help="cpu or cuda")
+    transcribe.add_argument("--beam-width", type=int, default=100)
+    transcribe.add_argument("--weight", type=float, default=1.0,
+                            help="biasing strength (0 = off, 1 = default)")
+    transcribe.add_argument("--skip-unrepresentable", action="store_true",
+                            help="drop entities the model cannot spell instead of failing")
+    transcribe.add_argument("--json", action="store_true",
+                            help="print words and entities with times in seconds")
+    transcribe.set_defaults(run=_transcribe)
     return parser
 
 
@@ -92,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
     else:
-        print(result["text"])
+        print(result["text"] if isinstance(result, dict) else result)
     return 0
 
 

@@ -41,7 +41,7 @@ class Entity:
     weight: float = 1.0  # multiplies every bonus this entity earns; > 0
 
 
-EntityInput = Union["EntityList", Iterable[Union[str, Entity, tuple[str, float]]]]
+EntityInput = Union["EntityList", Iterable[str | Entity | tuple[str, float]]]
 
 
 class EntityList:
@@ -106,7 +106,7 @@ class EntityList:
             raise ValueError(
                 f"{path}:{line_no}: entity file is not valid UTF-8 "
                 f"(byte {raw[error.start]:#04x} at offset {error.start})") from None
-        entries: list[tuple[str, float]] = []
+        entries: list[Entity] = []
         for line_no, line in enumerate(text.splitlines(), start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):

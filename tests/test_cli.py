@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CHAR_LABELS, char_logprobs
 
 from biasing.cli import main
-from conftest import CHAR_LABELS, char_logprobs
 
 
 @pytest.fixture()

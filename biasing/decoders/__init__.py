@@ -17,19 +17,19 @@ from ..tokenizer import make_tokenizer
 # application configures logging.
 logging.getLogger("pyctcdecode").addHandler(logging.NullHandler())
 
-from pyctcdecode.alphabet import Alphabet  # noqa: E402
-from pyctcdecode.constants import (  # noqa: E402
+from pyctcdecode.alphabet import Alphabet
+from pyctcdecode.constants import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
     DEFAULT_SCORE_LM_BOUNDARY,
     DEFAULT_UNK_LOGP_OFFSET,
 )
-from pyctcdecode.language_model import LanguageModel, load_unigram_set_from_arpa  # noqa: E402
+from pyctcdecode.language_model import LanguageModel, load_unigram_set_from_arpa
 
-from .beam_search import BiasedBeamSearchDecoder, BiasingOptions, Hypothesis  # noqa: E402
-from .compile import CompiledEntities  # noqa: E402
-from .context_graph import ContextGraph  # noqa: E402
-from .respell import EntityMatch  # noqa: E402
+from .beam_search import BiasedBeamSearchDecoder, BiasingOptions, Hypothesis
+from .compile import CompiledEntities
+from .context_graph import ContextGraph
+from .respell import EntityMatch
 
 __all__ = ["BiasedBeamSearchDecoder", "BiasingOptions", "CompiledEntities", "ContextGraph",
            "EntityMatch", "Hypothesis", "build_biased_decoder"]

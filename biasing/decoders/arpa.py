@@ -6,6 +6,7 @@ unigram backoff, enough to give pyctcdecode and KenLM a real, valid model to loa
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections import Counter
@@ -20,7 +21,7 @@ def write_arpa(sentences: Iterable[str], path: str | os.PathLike[str],
     for sentence in sentences:
         words = ["<s>", *sentence.split(), "</s>"]
         unigrams.update(words[1:])
-        bigrams.update(zip(words, words[1:]))
+        bigrams.update(itertools.pairwise(words))
     if not bigrams:
         raise ValueError("write_arpa needs at least one sentence")
     total = sum(unigrams.values())
@@ -43,8 +44,7 @@ def write_arpa(sentences: Iterable[str], path: str | os.PathLike[str],
         out.write(f"\\data\\\nngram 1={len(uni_logp) + 1}\nngram 2={len(bi_logp)}\n\n")
         out.write("\\1-grams:\n")
         out.write(f"-99\t<s>\t{backoff.get('<s>', 0.0):.6f}\n")
-        for word in sorted(uni_logp):
-            out.write(f"{uni_logp[word]:.6f}\t{word}\t{backoff.get(word, 0.0):.6f}\n")
+        out.writelines(f"{uni_logp[word]:.6f}\t{word}\t{backoff.get(word, 0.0):.6f}\n" for word in sorted(uni_logp))
         out.write("\n\\2-grams:\n")
         for (left, right), logp in sorted(bi_logp.items()):
             out.write(f"{logp:.6f}\t{left} {right}\n")

@@ -7,9 +7,9 @@ import string
 from pathlib import Path
 
 import pytest
+from conftest import CHAR_LABELS, char_logprobs
 
 from biasing import EntityList, build_biased_decoder
-from conftest import CHAR_LABELS, char_logprobs
 
 # "fremont": the "t" is acoustically weaker than a "d", so the plain search writes "fremond"
 FREMONT = char_logprobs("we met in fremont today", weak={16: ("d", 0.55, 0.35)})
@@ -93,7 +93,6 @@ def test_weights_from_file(tmp_path: Path) -> None:
 
 def test_sentencepiece_entities(spm_model: Path, bpe_labels: list[str]) -> None:
     import sentencepiece as spm
-
     from conftest import frames_to_logprobs, spell
 
     sp = spm.SentencePieceProcessor(model_file=str(spm_model))

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CHAR_LABELS, char_logprobs
 from pyctcdecode import build_ctcdecoder
 
 from biasing import build_biased_decoder
-from conftest import CHAR_LABELS, char_logprobs
 
-ZERO_BONUS = dict(unit_bonus=0.0, adaptive_scale=0.0, max_adaptive=0.0, completion_bonus=0.0,
-                  force_window=0.0, lm_boost_logp=None)
+ZERO_BONUS = {"unit_bonus": 0.0, "adaptive_scale": 0.0, "max_adaptive": 0.0,
+              "completion_bonus": 0.0, "force_window": 0.0, "lm_boost_logp": None}
 
 
 def _random_logprobs(rng: np.random.Generator, frames: int, vocab: int, peaky: bool,

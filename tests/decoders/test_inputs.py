@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CHAR_LABELS, char_logprobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pyctcdecode import build_ctcdecoder
 
 from biasing import EntityList, build_biased_decoder
-from conftest import CHAR_LABELS, char_logprobs
 
 DECODER = build_biased_decoder(CHAR_LABELS)
 REFERENCE = build_ctcdecoder(CHAR_LABELS)

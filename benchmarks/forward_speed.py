@@ -1,0 +1,82 @@
+"""Real-time factor of the QuartzNet front-end and front-end + forward pass on CPU.
+
+Usage:
+    python benchmarks/forward_speed.py [--utterances 50] [--threads 2]
+
+Reads utterances of ../shared/data/speechocean762/test (Kaldi ``wav.scp``, paths relative
+to the data folder), runs them one at a time (batch 1, after a warm-up) and prints a
+markdown table. RTF = processing seconds / audio seconds; below 1 is faster than real time.
+Skips with a message when ../shared is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MODEL_DIR = SHARED / "models" / "quartznet15x5"
+DATA_DIR = SHARED / "data" / "speechocean762"
+
+
+def _read_scp(split_dir: Path, limit: int) -> list[Path]:
+    paths = []
+    for line in (split_dir / "wav.scp").read_text().splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2:
+            paths.append(DATA_DIR / parts[1])
+        if len(paths) == limit:
+            break
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--utterances", type=int, default=50, help="how many test utterances")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    if not (MODEL_DIR / "weights.npz").is_file() or not (DATA_DIR / "test" / "wav.scp").is_file():
+        print(f"skipped: needs {MODEL_DIR} and {DATA_DIR / 'test'} (../shared is absent)")
+        return 0
+
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from biasing.audio import load_audio
+    from biasing.models import load_model
+
+    torch.set_num_threads(args.threads)
+    model = load_model(f"quartznet:{MODEL_DIR}")
+    waves = [load_audio(p, model.sample_rate) for p in _read_scp(DATA_DIR / "test", args.utterances)]
+    audio_s = sum(len(w) for w in waves) / model.sample_rate
+
+    def run_frontend(wave):  # type: ignore[no-untyped-def]
+        with torch.inference_mode():
+            model.frontend(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+
+    def run_full(wave):  # type: ignore[no-untyped-def]
+        model.forward([wave])
+
+    rows = []
+    for name, step in (("front-end", run_frontend), ("front-end + forward", run_full)):
+        step(waves[0])  # warm-up
+        start = time.perf_counter()
+        for wave in waves:
+            step(wave)
+        elapsed = time.perf_counter() - start
+        rows.append((name, elapsed, elapsed / audio_s))
+
+    print(f"QuartzNet 15x5, {len(waves)} utterances of speechocean762/test, {audio_s:.1f} s of "
+          f"audio, batch 1, {args.threads} torch threads, torch {torch.__version__}\n")
+    print("| stage | seconds | RTF |")
+    print("|---|---:|---:|")
+    for name, elapsed, rtf in rows:
+        print(f"| {name} | {elapsed:.2f} | {rtf:.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

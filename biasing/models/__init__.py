@@ -1,0 +1,220 @@
+"""Acoustic models: the protocol every CTC model implements, a loader, and chunked inference.
+
+Importing this package is cheap: torch (and transformers for ``hf:``) are imported only by
+``load_model`` and the model modules it loads.
+
+Example::
+
+    from biasing.audio import load_audio
+    from biasing.models import load_model, forward_long
+
+    model = load_model("quartznet:../shared/models/quartznet15x5")
+    wave = load_audio("talk.wav", model.sample_rate)
+    out = forward_long(model, wave, layers=(5, 11))
+    out.logprobs.shape  # (frames, 29), frames 20 ms apart
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "forward_long", "load_model"]
+
+# Spec prefixes understood by ``load_model``, with what follows the colon.
+MODEL_KINDS: dict[str, str] = {
+    "quartznet": "folder with config.json and weights.npz (QuartzNet 15x5 style)",
+    "hf": "local Hugging Face Wav2Vec2ForCTC folder (config.json, weights, vocab.json)",
+}
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What a model returns for one waveform, trimmed to that waveform's own length."""
+
+    logprobs: np.ndarray  # (frames, len(labels)) float32 natural-log probabilities (log_softmax)
+    hidden: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (frames, dim) float32
+
+
+class AcousticModel(Protocol):
+    """A CTC acoustic model as the decoder and the adapters see it.
+
+    ``labels`` follows pyctcdecode: ``""`` is the CTC blank, ``" "`` the space of character
+    vocabularies, and word-start pieces of sentencepiece vocabularies begin with ``"▁"``.
+    """
+
+    labels: list[str]  # one entry per output class, pyctcdecode convention
+    sample_rate: int  # rate in Hz the waveforms passed to ``forward`` must have
+    frame_shift_s: float  # seconds between consecutive output frames
+
+    def forward(
+        self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()
+    ) -> list[ModelOutput]:
+        """Run a padded batch under ``torch.inference_mode()``.
+
+        Args:
+            waves: float32 mono waveforms in [-1, 1] at ``sample_rate``, each (samples,).
+            layers: intermediate layer indices whose outputs go into ``ModelOutput.hidden``
+                (meaning of an index is model specific; see the model's docstring).
+
+        Returns:
+            one ``ModelOutput`` per input, in order.
+        """
+        ...
+
+
+def load_model(spec: str, device: str = "cpu") -> AcousticModel:
+    """Load an acoustic model from ``KIND:DIR``.
+
+    Args:
+        spec: ``quartznet:DIR`` (config.json + weights.npz) or ``hf:DIR`` (a local
+            Hugging Face ``Wav2Vec2ForCTC`` folder); see ``MODEL_KINDS``.
+        device: ``"cpu"`` (default), ``"cuda"`` or ``"cuda:N"``; CUDA must be available.
+
+    Raises:
+        ValueError: unknown kind, bad device, or a folder without the expected files.
+        FileNotFoundError: the folder does not exist.
+    """
+    kind, sep, location = spec.partition(":")
+    if not sep or kind not in MODEL_KINDS or not location:
+        known = ", ".join(f"{name}:DIR ({what})" for name, what in MODEL_KINDS.items())
+        raise ValueError(f"unknown model spec {spec!r}; expected one of: {known}")
+    if kind == "quartznet":
+        from biasing.models.quartznet import load_quartznet
+
+        return load_quartznet(location, device=device)
+    from biasing.models.hf import load_hf_ctc
+
+    return load_hf_ctc(location, device=device)
+
+
+def forward_long(
+    model: AcousticModel,
+    wave: np.ndarray,
+    layers: Sequence[int] = (),
+    chunk_s: float = 30.0,
+    overlap_s: float = 10.0,
+) -> ModelOutput:
+    """Run ``model`` on a recording of any length in overlapping chunks.
+
+    Chunks are ``chunk_s`` long and start every ``chunk_s - overlap_s`` seconds, aligned to
+    output frames. Of each chunk only the middle is kept: half of the overlap is dropped at
+    every border shared with a neighbour, so each kept frame has at least ``overlap_s / 2``
+    of context on both sides and memory does not grow with the recording. Recordings no
+    longer than one chunk go through ``model.forward`` unchanged.
+
+    Away from chunk borders the result matches ``model.forward`` up to the model's
+    sensitivity to distant context: exactly for models whose receptive field is shorter than
+    ``overlap_s / 2``; for QuartzNet 15x5 (receptive field of tens of seconds) 30 s chunks
+    with 10 s overlap agree with a single pass on about 99.8 % of frames' best label.
+
+    Args:
+        model: any ``AcousticModel``.
+        wave: (samples,) float32 mono waveform at ``model.sample_rate``.
+        layers: intermediate layers to return, stitched like the log-probabilities.
+        chunk_s: chunk length in seconds.
+        overlap_s: overlap between consecutive chunks in seconds, ``0 <= overlap_s < chunk_s``.
+
+    Returns:
+        the ``ModelOutput`` of the whole recording; (frames, vocab) log-probabilities.
+    """
+    if not chunk_s > 0 or not 0 <= overlap_s < chunk_s:
+        raise ValueError(
+            f"need chunk_s > 0 and 0 <= overlap_s < chunk_s, got chunk_s={chunk_s}, "
+            f"overlap_s={overlap_s}"
+        )
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"wave must be 1-D (samples,), got shape {wave.shape}")
+    hop = round(model.frame_shift_s * model.sample_rate)  # samples per output frame
+    chunk_frames = max(1, round(chunk_s / model.frame_shift_s))
+    overlap_frames = round(overlap_s / model.frame_shift_s)
+    if overlap_frames >= chunk_frames:
+        raise ValueError(f"overlap_s={overlap_s} leaves no step between chunks of {chunk_s} s")
+    if len(wave) <= chunk_frames * hop:
+        return model.forward([wave], layers)[0]
+
+    step = chunk_frames - overlap_frames
+    drop_left = overlap_frames // 2
+    drop_right = overlap_frames - drop_left
+    pieces: list[ModelOutput] = []
+    start = 0  # first output frame of the chunk, in frames of the whole recording
+    while True:
+        begin = start * hop
+        last = begin + chunk_frames * hop >= len(wave)
+        out = model.forward([wave[begin : begin + chunk_frames * hop]], layers)[0]
+        keep_from = 0 if start == 0 else drop_left
+        keep_to = len(out.logprobs) if last else chunk_frames - drop_right
+        if keep_to > len(out.logprobs):
+            raise ValueError(
+                f"overlap_s={overlap_s} is too small: a {chunk_s} s chunk gives "
+                f"{len(out.logprobs)} frames but {keep_to} are needed"
+            )
+        pieces.append(
+            ModelOutput(
+                logprobs=out.logprobs[keep_from:keep_to],
+                hidden={k: v[keep_from:keep_to] for k, v in out.hidden.items()},
+            )
+        )
+        if last:
+            break
+        start += step
+    return ModelOutput(
+        logprobs=np.concatenate([p.logprobs for p in pieces]),
+        hidden={k: np.concatenate([p.hidden[k] for p in pieces]) for k in pieces[0].hidden},
+    )
+
+
+def _check_waves(waves: Sequence[np.ndarray], min_samples: int = 1) -> list[np.ndarray]:
+    """Validate a batch of mono waveforms and return them as contiguous float32 arrays."""
+    if isinstance(waves, np.ndarray) and waves.ndim == 1:
+        raise TypeError("waves must be a sequence of 1-D arrays; wrap a single wave in a list")
+    checked = []
+    for i, wave in enumerate(waves):
+        array = np.asarray(wave)
+        if array.ndim != 1:
+            raise ValueError(f"waves[{i}] must be 1-D (samples,), got shape {array.shape}")
+        if len(array) < min_samples:
+            raise ValueError(f"waves[{i}] has {len(array)} samples, need at least {min_samples}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"waves[{i}] must hold floats in [-1, 1], got dtype {array.dtype}")
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise ValueError(f"waves[{i}] contains NaN or infinite samples")
+        checked.append(array)
+    return checked
+
+
+def _pad_batch(waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad waveforms with zeros: (batch, max_samples) float32 and (batch,) int64."""
+    lengths = np.array([len(w) for w in waves], dtype=np.int64)
+    batch = np.zeros((len(waves), int(lengths.max(initial=0))), dtype=np.float32)
+    for row, wave in zip(batch, waves):
+        row[: len(wave)] = wave
+    return batch, lengths
+
+
+def _torch_device(device: str) -> torch.device:
+    """Resolve ``device`` ("cpu", "cuda", "cuda:N") and check that it is usable."""
+    import torch
+
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:N'") from err
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+            )
+    return resolved

@@ -1,0 +1,150 @@
+"""Audio in, biased transcripts out: an acoustic model feeding the biased decoder.
+
+>>> transcriber = Transcriber("quartznet:../shared/models/quartznet15x5")  # doctest: +SKIP
+>>> result = transcriber.transcribe(["call.wav"], entities=["Zelenskyy"])[0]  # doctest: +SKIP
+>>> result.text, result.words[0], result.entities  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .entities import EntityInput, as_entity_list
+
+AudioInput = str | os.PathLike | tuple[np.ndarray, int]
+# above this many seconds an input is decoded on its own in overlapping chunks
+LONG_AUDIO_S = 30.0
+BATCH_SIZE = 8
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """A word of the transcript and when it was said."""
+
+    word: str  # as output (listed entities in their original spelling)
+    start_s: float  # start time in seconds
+    end_s: float  # end time in seconds
+
+
+@dataclass(frozen=True)
+class EntityHit:
+    """A listed entity recognised in the transcript."""
+
+    entity: str  # as listed
+    start_s: float  # start time in seconds
+    end_s: float  # end time in seconds
+    first_word: int  # index into ``Transcript.words``
+    last_word: int  # index into ``Transcript.words`` (inclusive)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The result for one input."""
+
+    source: str  # the file path, or "<array N>" for in-memory audio
+    text: str  # the transcript
+    words: list[WordTiming]  # per word, in order
+    entities: list[EntityHit]  # listed entities found, in order
+    duration_s: float  # length of the audio in seconds
+
+
+def default_model_spec() -> str:
+    """The bundled default model's spec; raises with the available kinds while there is none."""
+    from .models import MODEL_KINDS
+
+    bundled = Path(__file__).parent / "data" / "default"
+    if (bundled / "config.json").is_file():
+        return f"default:{bundled}"
+    kinds = ", ".join(f"{kind}:DIR" for kind in MODEL_KINDS)
+    raise ValueError(f"no bundled default model is installed yet; pass a model spec ({kinds}),"
+                     " e.g. --model quartznet:path/to/quartznet15x5")
+
+
+class Transcriber:
+    """Transcribe audio with a CTC model and a per-call entity list.
+
+    Args:
+        model: an ``AcousticModel`` or a spec (``quartznet:DIR``, ``hf:DIR``); None loads
+            the bundled default model.
+        kenlm_model_path: optional KenLM model for the decoder.
+        tokenizer: sentencepiece model that made the model's labels, if any.
+        beam_width: beams kept by the decoder.
+        device: ``"cpu"`` or ``"cuda"`` for a model given by spec.
+        **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
+    """
+
+    def __init__(self, model: Any = None, kenlm_model_path: str | os.PathLike[str] | None = None,
+                 tokenizer: Any = None, beam_width: int = 100, device: str = "cpu",
+                 **options: Any) -> None:
+        from .decoders import build_biased_decoder
+        from .models import load_model
+
+        if model is None:
+            model = default_model_spec()
+        if isinstance(model, str):
+            model = load_model(model, device=device)
+        self.model = model
+        self.beam_width = beam_width
+        self.decoder = build_biased_decoder(model.labels, kenlm_model_path=kenlm_model_path,
+                                            tokenizer=tokenizer, **options)
+
+    def transcribe(self, inputs: AudioInput | Sequence[AudioInput],
+                   entities: EntityInput | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> list[Transcript]:
+        """Transcribe files (any rate, mono or stereo) or ``(wave, rate)`` pairs.
+
+        ``entities`` apply to this call only. ``progress(done, total)`` is called after each
+        input. Returns one :class:`Transcript` per input, in order.
+        """
+        from .audio import load_audio, to_model_rate
+        from .models import forward_long
+
+        items = [inputs] if isinstance(inputs, (str, os.PathLike, tuple)) else list(inputs)
+        entity_list = as_entity_list(entities)
+        self.decoder.compile(entity_list)  # fail on a bad list before any audio work
+        rate = self.model.sample_rate
+        waves: list[np.ndarray] = []
+        sources: list[str] = []
+        for n, item in enumerate(items):
+            if isinstance(item, tuple):
+                wave, item_rate = item
+                waves.append(to_model_rate(np.asarray(wave), item_rate, rate))
+                sources.append(f"<array {n}>")
+            else:
+                waves.append(load_audio(item, rate))
+                sources.append(os.fspath(item))
+        results: list[Transcript | None] = [None] * len(items)
+        short = [i for i, w in enumerate(waves) if len(w) <= LONG_AUDIO_S * rate]
+        done = 0
+        for start in range(0, len(short), BATCH_SIZE):
+            batch = short[start:start + BATCH_SIZE]
+            for i, out in zip(batch, self.model.forward([waves[i] for i in batch])):
+                results[i] = self._decode(out.logprobs, entity_list, sources[i],
+                                          len(waves[i]) / rate)
+                done += 1
+                if progress:
+                    progress(done, len(items))
+        for i, wave in enumerate(waves):
+            if results[i] is None:
+                out = forward_long(self.model, wave, chunk_s=LONG_AUDIO_S)
+                results[i] = self._decode(out.logprobs, entity_list, sources[i], len(wave) / rate)
+                done += 1
+                if progress:
+                    progress(done, len(items))
+        return [r for r in results if r is not None]
+
+    def _decode(self, logprobs: np.ndarray, entities: Iterable[Any], source: str,
+                duration_s: float) -> Transcript:
+        best = self.decoder.decode_hypotheses(logprobs, entities,
+                                              beam_width=self.beam_width)[0]
+        shift = self.model.frame_shift_s
+        words = [WordTiming(w, s * shift, e * shift) for w, (s, e) in best.words]
+        hits = [EntityHit(m.text, m.start_frame * shift, m.end_frame * shift, m.first_word,
+                          m.last_word) for m in best.entities]
+        return Transcript(source, best.text, words, hits, duration_s)

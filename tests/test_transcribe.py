@@ -1,0 +1,128 @@
+"""Transcriber and `ctc-biasing transcribe`: audio -> model -> biased decoder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the acoustic models need the torch extra")
+sf = pytest.importorskip("soundfile")
+
+from conftest import CHAR_LABELS, SHARED, char_logprobs
+
+from biasing.cli import main
+from biasing.models import ModelOutput
+from biasing.transcribe import Transcriber
+
+SPOKEN = char_logprobs("we met in fremont today", weak={16: ("d", 0.55, 0.35)})
+QUARTZNET = SHARED / "models" / "quartznet15x5"
+
+
+class ScriptedModel:
+    """Emits the same scripted log-probs for any audio, one frame per 20 ms."""
+
+    labels = CHAR_LABELS
+    sample_rate = 16000
+    frame_shift_s = 0.02
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()
+                ) -> list[ModelOutput]:
+        self.batches.append(len(waves))
+        out = []
+        for wave in waves:
+            frames = int(len(wave) / (self.sample_rate * self.frame_shift_s))
+            reps = -(-frames // len(SPOKEN))
+            out.append(ModelOutput(np.concatenate([SPOKEN] * reps)[:frames]))
+        return out
+
+
+def _wav(path: Path, seconds: float, rate: int = 16000, channels: int = 1) -> Path:
+    rng = np.random.default_rng(0)
+    data = (0.1 * rng.standard_normal((int(seconds * rate), channels))).astype(np.float32)
+    sf.write(path, data, rate, subtype="PCM_16")
+    return path
+
+
+def test_transcribe_with_and_without_list(tmp_path: Path) -> None:
+    audio = _wav(tmp_path / "a.wav", len(SPOKEN) * 0.02)
+    transcriber = Transcriber(ScriptedModel())
+    plain = transcriber.transcribe(audio)[0]
+    assert plain.text == "we met in fremond today"
+    assert plain.entities == []
+    biased = transcriber.transcribe([audio], entities=["Fremont", "Zelenskyy"])[0]
+    assert biased.text == "we met in Fremont today"
+    assert [h.entity for h in biased.entities] == ["Fremont"]
+    hit = biased.entities[0]
+    assert biased.words[hit.first_word].word == "Fremont"
+    assert 0.2 < hit.start_s < hit.end_s < biased.duration_s
+    assert [w.word for w in biased.words] == biased.text.split()
+    # the list was for that call only
+    assert transcriber.transcribe(audio)[0].text == "we met in fremond today"
+
+
+def test_inputs_rates_batches_and_long_audio(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    transcriber = Transcriber(model)
+    seconds = len(SPOKEN) * 0.02
+    files = [_wav(tmp_path / f"{i}.wav", seconds, rate=rate, channels=ch)
+             for i, (rate, ch) in enumerate([(16000, 1), (8000, 1), (44100, 2)] * 4)]
+    array = (np.zeros(int(seconds * 22050), dtype=np.float32), 22050)
+    long = _wav(tmp_path / "long.wav", 65.0)
+    seen: list[tuple[int, int]] = []
+    results = transcriber.transcribe([*files, array, long], entities=["Fremont"],
+                                     progress=lambda done, total: seen.append((done, total)))
+    assert [r.text for r in results[:13]] == ["we met in Fremont today"] * 13
+    assert results[12].source == "<array 12>"
+    assert results[13].duration_s == pytest.approx(65.0)
+    assert results[13].text.count("Fremont") >= 2  # the script repeats over a long recording
+    assert seen[-1] == (14, 14) and len(seen) == 14
+    assert max(model.batches) <= 8
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    transcriber = Transcriber(ScriptedModel())
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        transcriber.transcribe(tmp_path / "nope.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(ValueError, match="bad.wav"):
+        transcriber.transcribe(bad)
+    with pytest.raises(ValueError, match="R2-D2"):
+        transcriber.transcribe(_wav(tmp_path / "ok.wav", 1.0), entities=["R2-D2"])
+
+
+def test_tiny_quartznet_spec(tmp_path: Path) -> None:
+    from models.conftest import write_tiny_quartznet
+
+    folder = write_tiny_quartznet(tmp_path / "tiny")
+    transcriber = Transcriber(f"quartznet:{folder}")
+    result = transcriber.transcribe(_wav(tmp_path / "a.wav", 1.0), entities=["abc"])[0]
+    assert set(result.text) <= set(" abc'") | set("ABC")
+
+
+def test_cli_without_model_names_the_choices(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    assert main(["transcribe", str(_wav(tmp_path / "a.wav", 1.0))]) == 2
+    err = capsys.readouterr().err
+    assert "quartznet:DIR" in err and "hf:DIR" in err
+
+
+@pytest.mark.skipif(not QUARTZNET.is_dir(), reason=f"development model absent: {QUARTZNET}")
+def test_cli_quartznet_demo(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    demo = str(QUARTZNET / "demo.wav")
+    assert main(["transcribe", demo, "--model", f"quartznet:{QUARTZNET}"]) == 0
+    assert capsys.readouterr().out.startswith("as i approached the city i heard bells ringing")
+    entities = tmp_path / "list.txt"
+    entities.write_text("Throngs\nFamily Groups\nZelenskyy\n", encoding="utf-8")
+    assert main(["transcribe", demo, "--model", f"quartznet:{QUARTZNET}",
+                 "--entities", str(entities), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert [e["entity"] for e in result["entities"]] == ["Throngs", "Family Groups"]
+    assert "Zelenskyy" not in result["text"]
