@@ -26,20 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from biasing import EntityList, build_biased_decoder
+from biasing.metrics import edit_distance
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "quartznet15x5"
 SPEECHOCEAN = SHARED / "data" / "speechocean762"
 EARNINGS_LISTS = SHARED / "data" / "earnings21" / "bias_lists"
-
-
-def _edit_distance(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def _logprobs(ids: list[str], paths: dict[str, str], cache: Path) -> dict[str, np.ndarray]:
@@ -107,7 +99,7 @@ def main() -> None:
           f"| false alarms /100 utt | WER | WER, {len(global_list):,} distractors only "
           "| decode s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    wer = sum(_edit_distance(refs[i], plain[i]) for i in ids) / n_words
+    wer = sum(edit_distance(refs[i], plain[i]) for i in ids) / n_words
     print(f"| no list | | | | 0.0% | 0.0 | {wer:.1%} | {wer:.1%} | |")
     if args.grid == "full":
         grid = list(itertools.product((0.1, 0.2, 0.5), (0.5,), (1.0, 2.0, 3.0),
@@ -125,9 +117,9 @@ def main() -> None:
             hits += sum(t in words for t in targets[i])
             listed = {w for e in lists[i] for w in e.text.lower().split()}
             alarms += sum(w in listed and w not in refs[i] for w in words)
-            errors += _edit_distance(refs[i], words)
+            errors += edit_distance(refs[i], words)
         seconds = time.perf_counter() - started
-        general = sum(_edit_distance(refs[i], decoder.decode(
+        general = sum(edit_distance(refs[i], decoder.decode(
             logprobs[i], global_list, beam_width=args.beam_width).lower().split())
             for i in ids) / n_words
         print(f"| {unit} | {scale} | {cap} | {completion} | {hits / n_targets:.1%} | "
