@@ -86,6 +86,85 @@ def _transcribe(args: argparse.Namespace) -> Any:
     return "\n".join(f"{r.source}\t{r.text}" for r in results)
 
 
+def _eval_lists(args: argparse.Namespace, dataset: list[Any]) -> dict[str, EntityList]:
+    """Each utterance's list: its own entities, the global list, distractors up to a size."""
+    import random
+
+    from .evaluate import auto_entities, split_rarity, with_distractors, wordfreq_rarity
+
+    own: dict[str, list[str]] = {u.id: [] for u in dataset}
+    global_list: list[str] = []
+    if args.entities == "auto":
+        if args.auto_reference_split:
+            from .datasets import load_dataset
+
+            reference = load_dataset(args.dataset, args.auto_reference_split)
+            is_rare = split_rarity([u.text for u in reference])
+        else:
+            is_rare = wordfreq_rarity()
+        own = {u.id: auto_entities(u.text, is_rare) for u in dataset}
+    elif args.entities:
+        global_list = [e.text for e in EntityList.from_file(args.entities, "skip")]
+    if args.entities_per_utt:
+        from .datasets import read_entities_per_utt
+
+        per_utt = read_entities_per_utt(args.entities_per_utt)
+        for utt_id in own:
+            own[utt_id] = list(dict.fromkeys([*own[utt_id], *per_utt.get(utt_id, [])]))
+    pool: list[str] = []
+    if args.distractors:
+        pool = [e.text for e in EntityList.from_file(args.distractors, "skip")]
+        if args.list_size is None:
+            raise ValueError("--distractors needs --list-size N (entities per utterance)")
+    rng = random.Random(args.seed)
+    lists = {}
+    for utt in dataset:
+        entries = list(dict.fromkeys([*own[utt.id], *global_list]))
+        if pool:
+            entries = with_distractors(entries, pool, args.list_size, rng)
+        lists[utt.id] = EntityList(entries, on_unrepresentable="skip")
+    return lists
+
+
+def _eval(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from .datasets import load_dataset
+    from .evaluate import EvalContext, parse_techniques, run_eval
+    from .models import load_model
+
+    techniques = parse_techniques(args.techniques)
+    dataset = load_dataset(args.dataset, args.split)
+    if args.limit:
+        dataset = dataset[:args.limit]
+    if not dataset:
+        raise ValueError(f"no utterances in {args.dataset} (split {args.split!r})")
+    lists = _eval_lists(args, dataset)
+    model = load_model(args.model, device=args.device)
+    context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
+                          tokenizer=args.tokenizer, beam_width=args.beam_width)
+    cache = None if args.no_cache else Path(args.cache).expanduser()
+    info = {"name": Path(args.dataset).name, "path": str(args.dataset), "split": args.split,
+            "entities": args.entities, "entities_per_utt": args.entities_per_utt,
+            "distractors": args.distractors, "list_size": args.list_size, "seed": args.seed,
+            "kenlm": args.kenlm, "beam_width": args.beam_width}
+    show = _progress_named if sys.stderr.isatty() else None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unrepresentable list entries are skipped, by design
+        report = run_eval(dataset, lists, model, args.model, techniques, context,
+                          Path(args.output), cache, info, progress=show)
+    from .evaluate import results_markdown
+
+    return results_markdown(report) + f"\nwritten to {args.output}/results.{{json,md,png}}"
+
+
+def _progress_named(stage: str, done: int, total: int) -> None:
+    print(f"\r{stage:>10} ", end="", file=sys.stderr)
+    _progress(done, total)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctc-biasing", description="Bias CTC speech recognition toward a list of names.")
@@ -127,6 +206,37 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--json", action="store_true",
                             help="print words and entities with times in seconds")
     transcribe.set_defaults(run=_transcribe)
+
+    evaluate = commands.add_parser(
+        "eval", help="score biasing techniques on a dataset (WER, entity F1, B/U-WER, speed)")
+    evaluate.add_argument("--dataset", required=True,
+                          help="VoxPopuli-layout folder (asr_{split}.tsv) or Kaldi-style "
+                               "folder (text, wav.scp)")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--model", required=True, help="quartznet:DIR or hf:DIR")
+    evaluate.add_argument("--entities",
+                          help="global entity file for every utterance, or 'auto': rare "
+                               "capitalised words/phrases of each transcript")
+    evaluate.add_argument("--auto-reference-split",
+                          help="with --entities auto: count word frequencies in this split "
+                               "of the dataset instead of using wordfreq")
+    evaluate.add_argument("--entities-per-utt", help="TSV: id<TAB>entity|entity...")
+    evaluate.add_argument("--distractors", help="file of distractor entities")
+    evaluate.add_argument("--list-size", type=int,
+                          help="with --distractors: own entities + distractors up to N")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
+    evaluate.add_argument("--tokenizer", help="sentencepiece model that made the labels")
+    evaluate.add_argument("--techniques", default="none,hotwords,subword",
+                          help="comma-separated: none, hotwords, subword, lm, all, ...")
+    evaluate.add_argument("--beam-width", type=int, default=100)
+    evaluate.add_argument("--limit", type=int, help="only the first N utterances")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--cache", default="~/.cache/ctc-biasing/logprobs",
+                          help="where model outputs are cached (keyed by model and audio)")
+    evaluate.add_argument("--no-cache", action="store_true")
+    evaluate.add_argument("--output", required=True, help="folder for the report")
+    evaluate.set_defaults(run=_eval, json=False)
     return parser
 
 
