@@ -12,10 +12,13 @@ import pytest
 pytest.importorskip("torch", reason="the acoustic models need the torch extra")
 sf = pytest.importorskip("soundfile")
 
-from biasing.cli import main  # noqa: E402
-from biasing.datasets import load_dataset  # noqa: E402
-from biasing.entities import EntityList  # noqa: E402
-from biasing.evaluate import (  # noqa: E402
+from conftest import CHAR_LABELS
+from test_transcribe import SPOKEN, ScriptedModel
+
+from biasing.cli import main
+from biasing.datasets import load_dataset
+from biasing.entities import EntityList
+from biasing.evaluate import (
     EvalContext,
     auto_entities,
     parse_techniques,
@@ -23,8 +26,6 @@ from biasing.evaluate import (  # noqa: E402
     split_rarity,
     with_distractors,
 )
-from conftest import CHAR_LABELS  # noqa: E402
-from test_transcribe import SPOKEN, ScriptedModel  # noqa: E402
 
 HEADER = "id\traw_text\tnormalized_text\tspeaker_id\tsplit\tgender\tis_gold_transcript\taccent"
 
