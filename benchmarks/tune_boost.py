@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--distractors", type=int, default=100)
     parser.add_argument("--beam-width", type=int, default=64)
     parser.add_argument("--global-list", type=int, default=1000)
-    parser.add_argument("--grid", choices=("full", "small"), default="full")
+    parser.add_argument("--grid", choices=("full", "small", "fine"), default="full")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ctc-biasing")
     args = parser.parse_args()
     if not MODEL.is_dir() or not SPEECHOCEAN.is_dir():
@@ -104,8 +104,10 @@ def main() -> None:
     if args.grid == "full":
         grid = list(itertools.product((0.1, 0.2, 0.5), (0.5,), (1.0, 2.0, 3.0),
                                       (1.0, 2.0, 4.0)))
-    else:
+    elif args.grid == "small":
         grid = list(itertools.product((0.2, 0.5), (0.5, 1.0), (2.0, 3.0), (2.0, 4.0)))
+    else:
+        grid = list(itertools.product((0.3, 0.4), (0.5,), (2.0,), (1.0, 2.0)))
     for unit, scale, cap, completion in grid:
         decoder = base.with_options(unit_bonus=unit, adaptive_scale=scale, max_adaptive=cap,
                                     completion_bonus=completion)

@@ -12,7 +12,7 @@ from typing import Any
 from .entities import Entity, EntityList
 
 __all__ = ["BiasedBeamSearchDecoder", "BiasingOptions", "Entity", "EntityList", "Hypothesis",
-           "build_biased_decoder"]
+           "Transcriber", "build_biased_decoder"]
 __version__ = "0.1.0"
 
 _LAZY = {"BiasedBeamSearchDecoder", "BiasingOptions", "Hypothesis", "build_biased_decoder"}
@@ -24,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from . import decoders
 
         return getattr(decoders, name)
+    if name == "Transcriber":
+        from .transcribe import Transcriber
+
+        return Transcriber
     raise AttributeError(f"module 'biasing' has no attribute {name!r}")

@@ -335,19 +335,25 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     names = list(report["results"])
     metrics = [("wer", "WER"), ("entity_f1", "entity F1"), ("b_wer", "B-WER"),
                ("u_wer", "U-WER")]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(names), 3.6))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(names), 4.0))
     width = 0.8 / len(metrics)
+    highest = 1.0
     for k, (key, label) in enumerate(metrics):
-        values = [100 * (report["results"][n][key] or 0.0) for n in names]
+        raw = [report["results"][n][key] for n in names]
+        values = [np.nan if v is None else 100 * v for v in raw]
         bars = ax.bar(np.arange(len(names)) + (k - (len(metrics) - 1) / 2) * width, values,
                       width, label=label)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.bar_label(bars, labels=["" if v is None else f"{100 * v:.1f}" for v in raw],
+                     fontsize=7)
+        highest = max([highest, *(v for v in values if v == v)])
+    ax.set_ylim(0, highest * 1.15)
     ax.set_xticks(np.arange(len(names)), names)
-    ax.set_ylabel("%")
+    ax.set_ylabel("%  (undefined values are left out)")
     dataset = report["dataset"]
     ax.set_title(f"{dataset.get('name', 'dataset')}: {dataset['n_utterances']} utterances, "
                  f"mean list {dataset['mean_list_size']}", fontsize=9)
-    ax.legend(fontsize=8, ncols=len(metrics))
+    ax.legend(fontsize=8, ncols=len(metrics), loc="upper center",
+              bbox_to_anchor=(0.5, -0.1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
