@@ -67,7 +67,7 @@ class BiasingOptions:
     """How strongly listed entities are favoured. Bonuses are in nats (natural log)."""
 
     weight: float = 1.0  # multiplies every bonus below; 0 turns biasing off
-    unit_bonus: float = 0.2  # static bonus per unit on an entity path
+    unit_bonus: float = 0.4  # static bonus per unit on an entity path
     adaptive_scale: float = 0.5  # share of the gap to the frame's best unit given back
     max_adaptive: float = 2.0  # cap on the adaptive part per unit
     completion_bonus: float = 2.0  # extra bonus when a whole entity is completed
