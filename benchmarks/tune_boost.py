@@ -62,8 +62,9 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--distractors", type=int, default=100)
     parser.add_argument("--beam-width", type=int, default=64)
-    parser.add_argument("--global-list", type=int, default=1000)
-    parser.add_argument("--grid", choices=("full", "small", "fine"), default="full")
+    parser.add_argument("--global-list", type=int, default=1000,
+                        help="size of the distractor-only list (random, seeded)")
+    parser.add_argument("--grid", choices=("full", "small", "fine", "short"), default="full")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ctc-biasing")
     args = parser.parse_args()
     if not MODEL.is_dir() or not SPEECHOCEAN.is_dir():
@@ -89,28 +90,35 @@ def main() -> None:
         distractors = [d for d in rng.sample(pool, args.distractors + 20)
                        if not set(d.lower().split()) & set(refs[i])][:args.distractors]
         lists[i] = EntityList(targets[i] + distractors)
-    global_list = EntityList([d for d in pool if not set(d.lower().split())
-                              & {w for r in refs.values() for w in r}][:args.global_list])
+    # as `ctc-biasing eval` does: random entries of the whole distractor list, even short
+    # ones and ones whose words occur in the speech
+    everything = [e for e in (EARNINGS_LISTS / "distractor_list.txt").read_text().splitlines()
+                  if e.strip()]
+    global_list = EntityList(random.Random(1).sample(everything, args.global_list),
+                             on_unrepresentable="skip")
     n_targets = sum(len(t) for t in targets.values())
     n_words = sum(len(r) for r in refs.values())
     print(f"{len(ids)} utterances, {n_words} words, {n_targets} missed words as targets, "
           f"{args.distractors} distractors each, beam {args.beam_width}\n")
-    print("| unit_bonus | adaptive_scale | max_adaptive | completion_bonus | target recall "
+    print("| unit_bonus | adaptive_scale | max_adaptive | completion_bonus | full_bonus_chars "
+          "| target recall "
           f"| false alarms /100 utt | WER | WER, {len(global_list):,} distractors only "
           "| decode s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     wer = sum(edit_distance(refs[i], plain[i]) for i in ids) / n_words
-    print(f"| no list | | | | 0.0% | 0.0 | {wer:.1%} | {wer:.1%} | |")
+    print(f"| no list | | | | | 0.0% | 0.0 | {wer:.1%} | {wer:.1%} | |")
     if args.grid == "full":
         grid = list(itertools.product((0.1, 0.2, 0.5), (0.5,), (1.0, 2.0, 3.0),
-                                      (1.0, 2.0, 4.0)))
+                                      (1.0, 2.0, 4.0), (0,)))
     elif args.grid == "small":
-        grid = list(itertools.product((0.2, 0.5), (0.5, 1.0), (2.0, 3.0), (2.0, 4.0)))
+        grid = list(itertools.product((0.2, 0.5), (0.5, 1.0), (2.0, 3.0), (2.0, 4.0), (0,)))
+    elif args.grid == "fine":
+        grid = list(itertools.product((0.3, 0.4), (0.5,), (2.0,), (1.0, 2.0), (0,)))
     else:
-        grid = list(itertools.product((0.3, 0.4), (0.5,), (2.0,), (1.0, 2.0)))
-    for unit, scale, cap, completion in grid:
+        grid = list(itertools.product((0.3, 0.4), (0.5,), (2.0,), (2.0,), (0, 5, 8)))
+    for unit, scale, cap, completion, full in grid:
         decoder = base.with_options(unit_bonus=unit, adaptive_scale=scale, max_adaptive=cap,
-                                    completion_bonus=completion)
+                                    completion_bonus=completion, full_bonus_chars=full)
         hits = alarms = errors = 0
         started = time.perf_counter()
         for i in ids:
@@ -124,7 +132,7 @@ def main() -> None:
         general = sum(edit_distance(refs[i], decoder.decode(
             logprobs[i], global_list, beam_width=args.beam_width).lower().split())
             for i in ids) / n_words
-        print(f"| {unit} | {scale} | {cap} | {completion} | {hits / n_targets:.1%} | "
+        print(f"| {unit} | {scale} | {cap} | {completion} | {full} | {hits / n_targets:.1%} | "
               f"{100 * alarms / len(ids):.1f} | {errors / n_words:.1%} | {general:.1%} "
               f"| {seconds:.0f} |", flush=True)
 

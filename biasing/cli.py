@@ -142,12 +142,14 @@ def _eval(args: argparse.Namespace) -> str:
     lists = _eval_lists(args, dataset)
     model = load_model(args.model, device=args.device)
     context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
-                          tokenizer=args.tokenizer, beam_width=args.beam_width)
+                          tokenizer=args.tokenizer, beam_width=args.beam_width,
+                          options=_decoder_options(args.set))
     cache = None if args.no_cache else Path(args.cache).expanduser()
     info = {"name": Path(args.dataset).name, "path": str(args.dataset), "split": args.split,
             "entities": args.entities, "entities_per_utt": args.entities_per_utt,
             "distractors": args.distractors, "list_size": args.list_size, "seed": args.seed,
-            "kenlm": args.kenlm, "beam_width": args.beam_width}
+            "kenlm": args.kenlm, "beam_width": args.beam_width,
+            "decoder_options": context.options}
     show = _progress_named if sys.stderr.isatty() else None
     import warnings
 
@@ -158,6 +160,23 @@ def _eval(args: argparse.Namespace) -> str:
     from .evaluate import results_markdown
 
     return results_markdown(report) + f"\nwritten to {args.output}/results.{{json,md,png}}"
+
+
+def _decoder_options(pairs: list[str]) -> dict[str, Any]:
+    """``["unit_bonus=0.3", "lm_boost_logp=none"]`` -> decoder options."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        if value.lower() == "none":
+            options[key] = None
+        else:
+            try:
+                options[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+            except ValueError:
+                raise ValueError(f"--set {key}: {value!r} is not a number") from None
+    return options
 
 
 def _progress_named(stage: str, done: int, total: int) -> None:
@@ -230,6 +249,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--techniques", default="none,hotwords,subword",
                           help="comma-separated: none, hotwords, subword, lm, all, ...")
     evaluate.add_argument("--beam-width", type=int, default=100)
+    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="decoder option for every technique, e.g. unit_bonus=0.3 "
+                               "(repeatable)")
     evaluate.add_argument("--limit", type=int, help="only the first N utterances")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--cache", default="~/.cache/ctc-biasing/logprobs",

@@ -67,10 +67,12 @@ class BiasingOptions:
     """How strongly listed entities are favoured. Bonuses are in nats (natural log)."""
 
     weight: float = 1.0  # multiplies every bonus below; 0 turns biasing off
-    unit_bonus: float = 0.4  # static bonus per unit on an entity path
+    unit_bonus: float = 0.3  # static bonus per unit on an entity path
     adaptive_scale: float = 0.5  # share of the gap to the frame's best unit given back
     max_adaptive: float = 2.0  # cap on the adaptive part per unit
     completion_bonus: float = 2.0  # extra bonus when a whole entity is completed
+    full_bonus_chars: int = 5  # entities with fewer letters earn a proportionally smaller
+    # completion bonus (short names are cheap to hallucinate); 0 = no scaling
     force_window: float = 6.0  # forced continuation units are at most this far below the
     # frame's best unit (nats); further down, no default bonus could make them win
     lm_boost_logp: float | None = DEFAULT_BOOST_LOGP  # BOOST class log-prob (nats) for listed
@@ -82,6 +84,10 @@ class BiasingOptions:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if (not isinstance(self.full_bonus_chars, int) or isinstance(self.full_bonus_chars, bool)
+                or self.full_bonus_chars < 0):
+            raise ValueError(f"full_bonus_chars must be an integer >= 0, got "
+                             f"{self.full_bonus_chars!r}")
         if not np.isfinite(self.force_window) or self.force_window < 0:
             raise ValueError(f"force_window must be a finite number >= 0, got "
                              f"{self.force_window!r}")
@@ -302,6 +308,7 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
         children, depth, step, output = graph.children, graph.depth, graph.step, graph.output
         node_weight, node_entity = graph.weight, graph.entity
         completion = opts.completion_bonus * opts.weight
+        letters, full = compiled.letters, opts.full_bonus_chars
         boundary = graph.boundary
         is_bpe = self._is_bpe
         idx2vocab = self._idx2vocab
@@ -333,7 +340,8 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
                 return child, partial + gain, bonus + gain
             ended, ended_weight = output(child)
             if ended >= 0:
-                bonus += completion * ended_weight
+                short = min(1.0, letters[ended] / full) if full else 1.0
+                bonus += completion * ended_weight * short
                 if node_entity[child] >= 0:
                     partial = 0.0  # committed: a completed entity keeps its bonus
             return child, partial, bonus

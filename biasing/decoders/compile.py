@@ -26,6 +26,7 @@ class CompiledEntities:
     words: frozenset[str]  # every word of every normalised entity (for LM boosting)
     spelling: dict[tuple[str, ...], str]  # normalised words -> original spelling
     max_words: int  # longest entity in words
+    letters: tuple[int, ...]  # per entity: characters of its normalised spelling, no spaces
     skipped: tuple[str, ...]  # entities dropped as unrepresentable (on_unrepresentable="skip")
 
 
@@ -70,6 +71,7 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
     return CompiledEntities(
         entities=entities, normalized=tuple(normalized), graph=graph, words=words,
         spelling=spelling, max_words=max((len(k) for k in spelling), default=0),
+        letters=tuple(len(n.replace(" ", "")) for n in normalized),
         skipped=tuple(e.text for e, n in zip(entities, normalized) if not n))
 
 
