@@ -96,7 +96,7 @@ def _hotwords(context: EvalContext) -> DecodeFn:
 
 @register_technique("subword", "adaptive subword boosting in the beam search (context graph)")
 def _subword(context: EvalContext) -> DecodeFn:
-    decoder = _decoder(context, lm_boost_logp=None)
+    decoder = _decoder(context, lm_boost_logp=None, g2g_variants=0)
     return lambda logprobs, entities: decoder.decode(logprobs, entities,
                                                      beam_width=context.beam_width)
 
@@ -105,14 +105,23 @@ def _subword(context: EvalContext) -> DecodeFn:
 def _lm(context: EvalContext) -> DecodeFn:
     if context.kenlm_model_path is None:
         raise ValueError("technique 'lm' needs a language model: pass --kenlm")
-    decoder = _decoder(context, **_NO_GRAPH)
+    decoder = _decoder(context, **_NO_GRAPH, g2g_variants=0)
     return lambda logprobs, entities: decoder.decode(logprobs, entities,
                                                      beam_width=context.beam_width)
 
 
-@register_technique("all", "every decoder technique together")
+@register_technique("g2g", "subword boosting plus sound-alike spellings of every entity "
+                           "(G2G; k from --set g2g_variants=K, default 3)")
+def _g2g(context: EvalContext) -> DecodeFn:
+    k = context.options.get("g2g_variants", 3)
+    decoder = _decoder(context, lm_boost_logp=None, g2g_variants=k)
+    return lambda logprobs, entities: decoder.decode(logprobs, entities,
+                                                     beam_width=context.beam_width)
+
+
+@register_technique("all", "every decoder technique together (subword, G2G, LM BOOST class)")
 def _all(context: EvalContext) -> DecodeFn:
-    decoder = _decoder(context)
+    decoder = _decoder(context, g2g_variants=context.options.get("g2g_variants", 3))
     return lambda logprobs, entities: decoder.decode(logprobs, entities,
                                                      beam_width=context.beam_width)
 
@@ -345,7 +354,7 @@ def _plot(report: dict[str, Any], path: Path) -> None:
                       width, label=label)
         ax.bar_label(bars, labels=["" if v is None else f"{100 * v:.1f}" for v in raw],
                      fontsize=7)
-        highest = max([highest, *(v for v in values if v == v)])
+        highest = max([highest, *(v for v in values if not np.isnan(v))])
     ax.set_ylim(0, highest * 1.15)
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_ylabel("%  (undefined values are left out)")

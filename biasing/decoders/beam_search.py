@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.pool import Pool
 from typing import Any
@@ -73,6 +73,7 @@ class BiasingOptions:
     completion_bonus: float = 2.0  # extra bonus when a whole entity is completed
     full_bonus_chars: int = 5  # entities with fewer letters earn a proportionally smaller
     # completion bonus (short names are cheap to hallucinate); 0 = no scaling
+    g2g_variants: int = 0  # sound-alike spellings added per entity (needs the g2p extra)
     force_window: float = 6.0  # forced continuation units are at most this far below the
     # frame's best unit (nats); further down, no default bonus could make them win
     lm_boost_logp: float | None = DEFAULT_BOOST_LOGP  # BOOST class log-prob (nats) for listed
@@ -88,6 +89,9 @@ class BiasingOptions:
                 or self.full_bonus_chars < 0):
             raise ValueError(f"full_bonus_chars must be an integer >= 0, got "
                              f"{self.full_bonus_chars!r}")
+        if (not isinstance(self.g2g_variants, int) or isinstance(self.g2g_variants, bool)
+                or self.g2g_variants < 0):
+            raise ValueError(f"g2g_variants must be an integer >= 0, got {self.g2g_variants!r}")
         if not np.isfinite(self.force_window) or self.force_window < 0:
             raise ValueError(f"force_window must be a finite number >= 0, got "
                              f"{self.force_window!r}")
@@ -145,19 +149,33 @@ class BiasedBeamSearchDecoder(BeamSearchDecoderCTC):
 
     def _prepare(self, entity_list: EntityList) -> tuple[CompiledEntities, BoostWords | None]:
         """The compiled list and its BOOST-class words for this decoder's LM, cached."""
-        prepared = self._compiled.get(entity_list.key)
+        k = self._options.g2g_variants
+        key = f"{entity_list.key}:{k}"
+        prepared = self._compiled.get(key)
         if prepared is None:
-            compiled = compile_entities(entity_list, self._tokenizer, self.labels, self._is_bpe)
+            compiled = compile_entities(entity_list, self._tokenizer, self.labels, self._is_bpe,
+                                        variants=self._g2g(k) if k else None)
             language_model = self._language_model
             boost = (BoostWords(compiled.words, language_model)
                      if isinstance(language_model, LanguageModel) else None)
             prepared = (compiled, boost)
-            self._compiled[entity_list.key] = prepared
+            self._compiled[key] = prepared
             if len(self._compiled) > _COMPILED_CACHE_SIZE:
                 self._compiled.popitem(last=False)
         else:
-            self._compiled.move_to_end(entity_list.key)
+            self._compiled.move_to_end(key)
         return prepared
+
+    def _g2g(self, k: int) -> Callable[[list[str]], dict[str, list[str]]]:
+        """Sound-alike spellings from the lexicon (G2P + grapheme-phoneme alignment)."""
+        inventory = self._tokenizer.inventory
+
+        def variants(texts: list[str]) -> dict[str, list[str]]:
+            from ..lexicon import G2GOptions, spelling_variants
+
+            found = spelling_variants(texts, inventory, G2GOptions(k=k))
+            return {text: [v for v, _ in spellings] for text, spellings in found.items()}
+        return variants
 
     # ----------------------------------------------------------------------------- API
 

@@ -8,7 +8,7 @@ original spelling. Decoders cache it per list content hash.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..entities import EntityList, normalize_entity
@@ -30,9 +30,15 @@ class CompiledEntities:
     skipped: tuple[str, ...]  # entities dropped as unrepresentable (on_unrepresentable="skip")
 
 
+VariantsFn = Callable[[list[str]], Mapping[str, Sequence[str]]]
+
+
 def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequence[str],
-                     is_bpe: bool) -> CompiledEntities:
+                     is_bpe: bool, variants: VariantsFn | None = None) -> CompiledEntities:
     """Normalise and tokenise every entity, and build the context graph.
+
+    ``variants`` maps the normalised spellings to extra spellings (e.g. G2G sound-alikes);
+    they enter the graph as the same entity and decode to its original spelling.
 
     Raises ``ValueError`` naming the entities the units cannot spell (with the offending
     characters), unless the list was made with ``on_unrepresentable="skip"``, in which case
@@ -66,6 +72,18 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
         if entities.on_unrepresentable == "raise":
             raise ValueError(message + ". Pass on_unrepresentable='skip' to drop them.")
         warnings.warn(message + "; skipped.", stacklevel=3)
+    if variants is not None:
+        extra = variants([n for n in normalized if n])
+        for index, (entity, norm) in enumerate(zip(entities, normalized)):
+            for variant in extra.get(norm, ()) if norm else ():
+                variant_norm, offending = normalize_entity(variant, tokenizer.inventory)
+                if offending or not variant_norm:
+                    continue
+                for seg in tokenizer.segmentations(variant_norm):
+                    path = _with_boundaries(seg, boundary, starts, ends)
+                    if path:
+                        paths.append((index, path, entity.weight))
+                spelling.setdefault(tuple(variant_norm.split(" ")), entity.text)
     graph = ContextGraph.build(paths, boundary, [e.weight for e in entities])
     words = frozenset(w for norm in normalized if norm for w in norm.split(" "))
     return CompiledEntities(

