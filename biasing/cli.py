@@ -42,8 +42,7 @@ def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
 def _decode(args: argparse.Namespace) -> dict[str, Any]:
     from .decoders import build_biased_decoder
 
-    policy: OnError = "skip" if args.skip_unrepresentable else "raise"
-    entities = EntityList.from_file(args.entities, policy) if args.entities else EntityList()
+    entities = _entity_file(args)
     decoder = build_biased_decoder(_read_labels(args.labels), kenlm_model_path=args.kenlm,
                                    tokenizer=args.tokenizer, weight=args.weight)
     logits = _load_logits(args.logits, args.log_softmax)
@@ -67,8 +66,7 @@ def _progress(done: int, total: int) -> None:
 def _transcribe(args: argparse.Namespace) -> Any:
     from .transcribe import Transcriber
 
-    policy: OnError = "skip" if args.skip_unrepresentable else "raise"
-    entities = EntityList.from_file(args.entities, policy) if args.entities else EntityList()
+    entities = _entity_file(args)
     transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
                               beam_width=args.beam_width, device=args.device,
                               weight=args.weight)
@@ -184,6 +182,23 @@ def _progress_named(stage: str, done: int, total: int) -> None:
     _progress(done, total)
 
 
+def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """The entity list and decoder settings shared by decode and transcribe."""
+    parser.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
+    parser.add_argument("--skip-unrepresentable", action="store_true",
+                        help="drop entities the model cannot spell instead of failing")
+    parser.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
+    parser.add_argument("--tokenizer", help="sentencepiece model that made the labels")
+    parser.add_argument("--beam-width", type=int, default=100)
+    parser.add_argument("--weight", type=float, default=1.0,
+                        help="biasing strength (0 = off, 1 = default)")
+
+
+def _entity_file(args: argparse.Namespace) -> EntityList:
+    policy: OnError = "skip" if args.skip_unrepresentable else "raise"
+    return EntityList.from_file(args.entities, policy) if args.entities else EntityList()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctc-biasing", description="Bias CTC speech recognition toward a list of names.")
@@ -195,16 +210,9 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--labels", required=True,
                         help="labels file: one per line as written, empty line = blank, "
                              "or a .json list")
-    decode.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
-    decode.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
-    decode.add_argument("--tokenizer", help="sentencepiece model that made the labels")
-    decode.add_argument("--beam-width", type=int, default=100)
-    decode.add_argument("--weight", type=float, default=1.0,
-                        help="biasing strength (0 = off, 1 = default)")
+    _add_decoder_arguments(decode)
     decode.add_argument("--log-softmax", action="store_true",
                         help="the .npy holds raw logits: apply log_softmax first")
-    decode.add_argument("--skip-unrepresentable", action="store_true",
-                        help="drop entities the model cannot spell instead of failing")
     decode.add_argument("--json", action="store_true", help="print words, frames and entities")
     decode.set_defaults(run=_decode)
 
@@ -213,15 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg; any rate)")
     transcribe.add_argument("--model", default=None,
                             help="quartznet:DIR or hf:DIR (default: the bundled model)")
-    transcribe.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
-    transcribe.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
-    transcribe.add_argument("--tokenizer", help="sentencepiece model that made the labels")
+    _add_decoder_arguments(transcribe)
     transcribe.add_argument("--device", default="cpu", help="cpu or cuda")
-    transcribe.add_argument("--beam-width", type=int, default=100)
-    transcribe.add_argument("--weight", type=float, default=1.0,
-                            help="biasing strength (0 = off, 1 = default)")
-    transcribe.add_argument("--skip-unrepresentable", action="store_true",
-                            help="drop entities the model cannot spell instead of failing")
     transcribe.add_argument("--json", action="store_true",
                             help="print words and entities with times in seconds")
     transcribe.set_defaults(run=_transcribe)
