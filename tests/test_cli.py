@@ -56,7 +56,8 @@ def test_errors_are_one_line(inputs: dict[str, Path], capsys: pytest.CaptureFixt
     args[-1] = str(inputs["entities"])
     assert main(args) == 2
     assert "'R2-D2' ('2')" in capsys.readouterr().err
-    assert main(args + ["--skip-unrepresentable"]) == 0
+    with pytest.warns(UserWarning, match="R2-D2"):
+        assert main(args + ["--skip-unrepresentable"]) == 0
 
 
 def test_console_script(inputs: dict[str, Path]) -> None:
