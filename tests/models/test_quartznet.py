@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="model tests need torch: pip install 'ctc-biasing[torch]'")
 
+from biasing.metrics import edit_distance
 from biasing.models import ModelOutput, forward_long, load_model
 from biasing.models.frontend import (
     LogMelFrontend,
@@ -34,15 +35,6 @@ def _greedy(logprobs: np.ndarray, labels: list[str]) -> str:
     keep = np.ones(len(ids), dtype=bool)
     keep[1:] = ids[1:] != ids[:-1]
     return "".join(labels[i] for i in ids[keep])
-
-
-def _edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
 
 
 def _read_demo(folder: Path) -> np.ndarray:
@@ -135,7 +127,7 @@ def test_real_model_chunking_agrees_away_from_borders(real_model, quartznet_dir)
     assert chunked.shape == full.shape
     assert (chunked.argmax(1) == full.argmax(1)).mean() > 0.98
     reference = _greedy(full, real_model.labels)
-    errors = _edit_distance(_greedy(chunked, real_model.labels), reference)
+    errors = edit_distance(_greedy(chunked, real_model.labels), reference)
     assert errors / len(reference) < 0.02
 
 
