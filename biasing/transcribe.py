@@ -109,35 +109,28 @@ class Transcriber:
         entity_list = as_entity_list(entities)
         self.decoder.compile(entity_list)  # fail on a bad list before any audio work
         rate = self.model.sample_rate
-        waves: list[np.ndarray] = []
-        sources: list[str] = []
-        for n, item in enumerate(items):
-            if isinstance(item, tuple):
-                wave, item_rate = item
-                waves.append(to_model_rate(np.asarray(wave), item_rate, rate))
-                sources.append(f"<array {n}>")
-            else:
-                waves.append(load_audio(item, rate))
-                sources.append(os.fspath(item))
-        results: list[Transcript | None] = [None] * len(items)
-        short = [i for i, w in enumerate(waves) if len(w) <= LONG_AUDIO_S * rate]
-        done = 0
-        for start in range(0, len(short), BATCH_SIZE):
-            batch = short[start:start + BATCH_SIZE]
-            for i, out in zip(batch, self.model.forward([waves[i] for i in batch])):
-                results[i] = self._decode(out.logprobs, entity_list, sources[i],
-                                          len(waves[i]) / rate)
-                done += 1
+        results: list[Transcript] = []
+        # a few inputs at a time, so memory does not grow with the number of files
+        for start in range(0, len(items), BATCH_SIZE):
+            waves: list[np.ndarray] = []
+            sources: list[str] = []
+            for n, item in enumerate(items[start:start + BATCH_SIZE], start):
+                if isinstance(item, tuple):
+                    wave, item_rate = item
+                    waves.append(to_model_rate(np.asarray(wave), item_rate, rate))
+                    sources.append(f"<array {n}>")
+                else:
+                    waves.append(load_audio(item, rate))
+                    sources.append(os.fspath(item))
+            short = [i for i, w in enumerate(waves) if len(w) <= LONG_AUDIO_S * rate]
+            outputs = dict(zip(short, self.model.forward([waves[i] for i in short])))
+            for i, wave in enumerate(waves):
+                out = outputs.pop(i, None) or forward_long(self.model, wave, chunk_s=LONG_AUDIO_S)
+                results.append(self._decode(out.logprobs, entity_list, sources[i],
+                                            len(wave) / rate))
                 if progress:
-                    progress(done, len(items))
-        for i, wave in enumerate(waves):
-            if results[i] is None:
-                out = forward_long(self.model, wave, chunk_s=LONG_AUDIO_S)
-                results[i] = self._decode(out.logprobs, entity_list, sources[i], len(wave) / rate)
-                done += 1
-                if progress:
-                    progress(done, len(items))
-        return [r for r in results if r is not None]
+                    progress(len(results), len(items))
+        return results
 
     def _decode(self, logprobs: np.ndarray, entities: Iterable[Any], source: str,
                 duration_s: float) -> Transcript:
