@@ -22,17 +22,6 @@ MODEL_DIR = SHARED / "models" / "quartznet15x5"
 DATA_DIR = SHARED / "data" / "speechocean762"
 
 
-def _read_scp(split_dir: Path, limit: int) -> list[Path]:
-    paths = []
-    for line in (split_dir / "wav.scp").read_text().splitlines():
-        parts = line.split(maxsplit=1)
-        if len(parts) == 2:
-            paths.append(DATA_DIR / parts[1])
-        if len(paths) == limit:
-            break
-    return paths
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--utterances", type=int, default=50, help="how many test utterances")
@@ -46,11 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from biasing.audio import load_audio
+    from biasing.datasets import load_dataset
     from biasing.models import load_model
 
     torch.set_num_threads(args.threads)
     model = load_model(f"quartznet:{MODEL_DIR}")
-    waves = [load_audio(p, model.sample_rate) for p in _read_scp(DATA_DIR / "test", args.utterances)]
+    utterances = load_dataset(DATA_DIR, "test")[:args.utterances]
+    waves = [load_audio(u.audio, model.sample_rate) for u in utterances]
     audio_s = sum(len(w) for w in waves) / model.sample_rate
 
     def run_frontend(wave):  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from biasing import EntityList, build_biased_decoder
+from biasing.datasets import load_dataset
 from biasing.metrics import wer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -61,15 +62,11 @@ def main() -> None:
     from biasing.models import load_model
 
     torch.set_num_threads(args.threads)
-    texts = dict(line.split(maxsplit=1) for line in
-                 (TEST / "test" / "text").read_text().splitlines())
-    paths = dict(line.split(maxsplit=1) for line in
-                 (TEST / "test" / "wav.scp").read_text().splitlines())
-    ids = sorted(texts)[:args.utterances]
+    utterances = sorted(load_dataset(TEST, "test"), key=lambda u: u.id)[:args.utterances]
     model = load_model(f"quartznet:{MODEL}")
-    waves = [load_audio(TEST / paths[i], model.sample_rate) for i in ids]
+    waves = [load_audio(u.audio, model.sample_rate) for u in utterances]
     audio_s = sum(len(w) for w in waves) / model.sample_rate
-    refs = [texts[i] for i in ids]
+    refs = [u.text for u in utterances]
 
     model.forward([waves[0]])  # warm-up
     started = time.perf_counter()
@@ -82,7 +79,7 @@ def main() -> None:
     logprobs = [model.forward([wave])[0].logprobs for wave in waves]
     forward_s = time.perf_counter() - started
 
-    print(f"{len(ids)} utterances of speechocean762 test, {audio_s / 60:.1f} min of audio, "
+    print(f"{len(utterances)} utterances of speechocean762 test, {audio_s / 60:.1f} min of audio, "
           f"{args.threads} torch threads, beam {args.beam_width}\n")
     print("| stage | entities | RTF | WER |")
     print("|---|---:|---:|---:|")

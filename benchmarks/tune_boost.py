@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from biasing import EntityList, build_biased_decoder
+from biasing.datasets import load_dataset
 from biasing.metrics import edit_distance
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -34,7 +35,7 @@ SPEECHOCEAN = SHARED / "data" / "speechocean762"
 EARNINGS_LISTS = SHARED / "data" / "earnings21" / "bias_lists"
 
 
-def _logprobs(ids: list[str], paths: dict[str, str], cache: Path) -> dict[str, np.ndarray]:
+def _logprobs(ids: list[str], paths: dict[str, Path], cache: Path) -> dict[str, np.ndarray]:
     from biasing.audio import load_audio
     from biasing.models import load_model
 
@@ -48,7 +49,7 @@ def _logprobs(ids: list[str], paths: dict[str, str], cache: Path) -> dict[str, n
     out: dict[str, np.ndarray] = {}
     for start in range(0, len(ids), 16):
         batch = ids[start:start + 16]
-        waves = [load_audio(SPEECHOCEAN / paths[i], model.sample_rate) for i in batch]
+        waves = [load_audio(paths[i], model.sample_rate) for i in batch]
         for i, result in zip(batch, model.forward(waves)):
             out[i] = result.logprobs
         print(f"\rforward {start + len(batch)}/{len(ids)}", end="", file=sys.stderr)
@@ -69,10 +70,9 @@ def main() -> None:
     args = parser.parse_args()
     if not MODEL.is_dir() or not SPEECHOCEAN.is_dir():
         sys.exit(f"skipped: needs {MODEL} and {SPEECHOCEAN} (development data)")
-    texts = dict(line.split(maxsplit=1) for line in
-                 (SPEECHOCEAN / "train" / "text").read_text().splitlines())
-    paths = dict(line.split(maxsplit=1) for line in
-                 (SPEECHOCEAN / "train" / "wav.scp").read_text().splitlines())
+    train = {u.id: u for u in load_dataset(SPEECHOCEAN, "train")}
+    texts = {i: u.text for i, u in train.items()}
+    paths = {i: u.audio for i, u in train.items()}
     rng = random.Random(0)
     ids = sorted(rng.sample(sorted(texts), args.utterances))
     refs = {i: texts[i].lower().split() for i in ids}

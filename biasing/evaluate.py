@@ -82,13 +82,17 @@ def _none(context: EvalContext) -> DecodeFn:
 
 @register_technique("hotwords", "pyctcdecode's own hotwords with the same list (peer baseline)")
 def _hotwords(context: EvalContext) -> DecodeFn:
+    from .entities import normalize_entity
+    from .tokenizer import make_tokenizer
+
     decoder = _decoder(context)
+    inventory = make_tokenizer(decoder.labels, context.tokenizer).inventory
 
     def decode(logprobs: np.ndarray, entities: EntityList) -> str:
         # pyctcdecode matches hotwords against decoded text: give it the spelling the model
-        # writes (e.g. lower case), not the listed one
-        compiled = decoder.compile(EntityList(entities, on_unrepresentable="skip"))
-        hotwords = [n for n in compiled.normalized if n]
+        # writes (e.g. lower case), not the listed one; unspellable entries are left out
+        spelled = (normalize_entity(e.text, inventory) for e in entities)
+        hotwords = [norm for norm, offending in spelled if norm and not offending]
         return str(decoder.decode(logprobs, [], beam_width=context.beam_width,
                                   hotwords=hotwords))
     return decode

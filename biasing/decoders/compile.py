@@ -51,11 +51,16 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
     normalized: list[str] = []
     problems: list[str] = []
     spelling: dict[tuple[str, ...], str] = {}
+
+    def spell(text: str) -> tuple[str, list[str], list[list[int]]]:
+        """Normalised text, offending characters, and its graph paths (none if unspellable)."""
+        norm, offending = normalize_entity(text, tokenizer.inventory)
+        segmentations = [] if offending or not norm else tokenizer.segmentations(norm)
+        found = [_with_boundaries(seg, boundary, starts, ends) for seg in segmentations]
+        return norm, offending, [path for path in found if path]
+
     for index, entity in enumerate(entities):
-        norm, offending = normalize_entity(entity.text, tokenizer.inventory)
-        segmentations = [] if offending else tokenizer.segmentations(norm)
-        symbol_paths = [_with_boundaries(seg, boundary, starts, ends) for seg in segmentations]
-        symbol_paths = [p for p in symbol_paths if p]
+        norm, offending, symbol_paths = spell(entity.text)
         if not symbol_paths:
             why = (", ".join(repr(c) for c in offending) if offending
                    else "no segmentation into the model's units")
@@ -76,14 +81,10 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
         extra = variants([n for n in normalized if n])
         for index, (entity, norm) in enumerate(zip(entities, normalized)):
             for variant in extra.get(norm, ()) if norm else ():
-                variant_norm, offending = normalize_entity(variant, tokenizer.inventory)
-                if offending or not variant_norm:
-                    continue
-                for seg in tokenizer.segmentations(variant_norm):
-                    path = _with_boundaries(seg, boundary, starts, ends)
-                    if path:
-                        paths.append((index, path, entity.weight))
-                spelling.setdefault(tuple(variant_norm.split(" ")), entity.text)
+                variant_norm, _, variant_paths = spell(variant)
+                if variant_paths:
+                    paths.extend((index, path, entity.weight) for path in variant_paths)
+                    spelling.setdefault(tuple(variant_norm.split(" ")), entity.text)
     graph = ContextGraph.build(paths, boundary, [e.weight for e in entities])
     words = frozenset(w for norm in normalized if norm for w in norm.split(" "))
     return CompiledEntities(
