@@ -188,7 +188,8 @@ def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-unrepresentable", action="store_true",
                         help="drop entities the model cannot spell instead of failing")
     parser.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
-    parser.add_argument("--tokenizer", help="sentencepiece model that made the labels")
+    parser.add_argument("--tokenizer", help="sentencepiece model that made the labels "
+                        "(default: the model's own, if it has one)")
     parser.add_argument("--beam-width", type=int, default=100)
     parser.add_argument("--weight", type=float, default=1.0,
                         help="biasing strength (0 = off, 1 = default)")
@@ -219,8 +220,9 @@ def _parser() -> argparse.ArgumentParser:
     transcribe = commands.add_parser(
         "transcribe", help="transcribe audio files with an acoustic model and an entity list")
     transcribe.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg; any rate)")
-    transcribe.add_argument("--model", default=None,
-                            help="quartznet:DIR or hf:DIR (default: the bundled model)")
+    transcribe.add_argument("--model", default="default",
+                            help="default (the bundled model, the default), quartznet:DIR "
+                                 "or hf:DIR")
     _add_decoder_arguments(transcribe)
     transcribe.add_argument("--device", default="cpu", help="cpu or cuda")
     transcribe.add_argument("--json", action="store_true",
@@ -233,7 +235,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="VoxPopuli-layout folder (asr_{split}.tsv) or Kaldi-style "
                                "folder (text, wav.scp)")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--model", required=True, help="quartznet:DIR or hf:DIR")
+    evaluate.add_argument("--model", default="default",
+                          help="default (the bundled model, the default), quartznet:DIR or "
+                               "hf:DIR")
     evaluate.add_argument("--entities",
                           help="global entity file for every utterance, or 'auto': rare "
                                "capitalised words/phrases of each transcript")

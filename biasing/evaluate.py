@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .entities import EntityList
+from .models import DEFAULT_MODEL, default_model_dir
 
 DecodeFn = Callable[[np.ndarray, EntityList], str]
 TechniqueFactory = Callable[["EvalContext"], DecodeFn]
@@ -202,6 +203,8 @@ def with_distractors(own: Sequence[str], pool: Sequence[str], size: int,
 def model_key(spec: str) -> str:
     """A cache key for a model spec: the spec and the size and mtime of its files."""
     kind, _, location = spec.partition(":")
+    if spec == DEFAULT_MODEL:
+        kind, location = "quartznet", str(default_model_dir())
     parts = [kind]
     folder = Path(location)
     if folder.is_dir():

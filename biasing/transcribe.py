@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,26 +53,15 @@ class Transcript:
     duration_s: float  # length of the audio in seconds
 
 
-def default_model_spec() -> str:
-    """The bundled default model's spec; raises with the available kinds while there is none."""
-    from .models import MODEL_KINDS
-
-    bundled = Path(__file__).parent / "data" / "default"
-    if (bundled / "config.json").is_file():
-        return f"default:{bundled}"
-    kinds = ", ".join(f"{kind}:DIR" for kind in MODEL_KINDS)
-    raise ValueError(f"no bundled default model is installed yet; pass a model spec ({kinds}),"
-                     " e.g. --model quartznet:path/to/quartznet15x5")
-
-
 class Transcriber:
     """Transcribe audio with a CTC model and a per-call entity list.
 
     Args:
-        model: an ``AcousticModel`` or a spec (``quartznet:DIR``, ``hf:DIR``); None loads
-            the bundled default model.
+        model: an ``AcousticModel`` or a spec (``"default"``, ``quartznet:DIR``,
+            ``hf:DIR``); None loads the bundled default model.
         kenlm_model_path: optional KenLM model for the decoder.
-        tokenizer: sentencepiece model that made the model's labels, if any.
+        tokenizer: sentencepiece model that made the model's labels; by default the one
+            that comes with the model, if any.
         beam_width: beams kept by the decoder.
         device: ``"cpu"`` or ``"cuda"`` for a model given by spec.
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
@@ -83,12 +71,12 @@ class Transcriber:
                  tokenizer: Any = None, beam_width: int = 100, device: str = "cpu",
                  **options: Any) -> None:
         from .decoders import build_biased_decoder
-        from .models import load_model
+        from .models import DEFAULT_MODEL, load_model
 
-        if model is None:
-            model = default_model_spec()
-        if isinstance(model, str):
-            model = load_model(model, device=device)
+        if isinstance(model, str) or model is None:
+            model = load_model(model or DEFAULT_MODEL, device=device)
+        if tokenizer is None:
+            tokenizer = getattr(model, "tokenizer_path", None)
         self.model = model
         self.beam_width = beam_width
         self.decoder = build_biased_decoder(model.labels, kenlm_model_path=kenlm_model_path,

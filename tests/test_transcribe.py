@@ -107,11 +107,11 @@ def test_tiny_quartznet_spec(tmp_path: Path) -> None:
     assert set(result.text) <= set(" abc'") | set("ABC")
 
 
-def test_cli_without_model_names_the_choices(tmp_path: Path,
+def test_cli_unknown_model_names_the_choices(tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    assert main(["transcribe", str(_wav(tmp_path / "a.wav", 1.0))]) == 2
+    assert main(["transcribe", str(_wav(tmp_path / "a.wav", 1.0)), "--model", "qn:x"]) == 2
     err = capsys.readouterr().err
-    assert "quartznet:DIR" in err and "hf:DIR" in err
+    assert "'qn:x'" in err and "'default'" in err and "quartznet:DIR" in err and "hf:DIR" in err
 
 
 @pytest.mark.skipif(not QUARTZNET.is_dir(), reason=f"development model absent: {QUARTZNET}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -25,13 +26,33 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "forward_long", "load_model"]
+__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "default_model_dir", "forward_long",
+           "load_model"]
 
 # Spec prefixes understood by ``load_model``, with what follows the colon.
 MODEL_KINDS: dict[str, str] = {
     "quartznet": "folder with config.json and weights.npz (QuartzNet 15x5 style)",
     "hf": "local Hugging Face Wav2Vec2ForCTC folder (config.json, weights, vocab.json)",
 }
+DEFAULT_MODEL = "default"  # the spec of the bundled model (no colon, no folder)
+
+
+def default_model_dir() -> Path:
+    """Folder of the bundled default model, in an installed wheel or a source checkout.
+
+    Raises:
+        FileNotFoundError: neither place holds it (e.g. a source checkout without
+            ``data/models/default``).
+    """
+    package = Path(__file__).resolve().parents[1]
+    places = (package / "default_model", package.parent / "data" / "models" / "default")
+    for place in places:
+        if (place / "config.json").is_file():
+            return place
+    raise FileNotFoundError(
+        "the bundled default model is missing (looked in "
+        f"{', '.join(str(p) for p in places)}); reinstall ctc-biasing or pass a model spec"
+    )
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,8 @@ class ModelOutput:
 
     logprobs: np.ndarray  # (frames, len(labels)) float32 natural-log probabilities (log_softmax)
     hidden: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (frames, dim) float32
+    # auxiliary CTC head name -> (frames, classes) float32 log-probabilities, e.g. "phones"
+    heads: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class AcousticModel(Protocol):
@@ -70,21 +93,27 @@ class AcousticModel(Protocol):
 
 
 def load_model(spec: str, device: str = "cpu") -> AcousticModel:
-    """Load an acoustic model from ``KIND:DIR``.
+    """Load an acoustic model from ``KIND:DIR``, or the bundled one from ``"default"``.
 
     Args:
-        spec: ``quartznet:DIR`` (config.json + weights.npz) or ``hf:DIR`` (a local
-            Hugging Face ``Wav2Vec2ForCTC`` folder); see ``MODEL_KINDS``.
+        spec: ``"default"`` (the bundled model), ``quartznet:DIR`` (config.json +
+            weights.npz) or ``hf:DIR`` (a local Hugging Face ``Wav2Vec2ForCTC`` folder); see
+            ``MODEL_KINDS``.
         device: ``"cpu"`` (default), ``"cuda"`` or ``"cuda:N"``; CUDA must be available.
 
     Raises:
         ValueError: unknown kind, bad device, or a folder without the expected files.
         FileNotFoundError: the folder does not exist.
     """
+    if spec == DEFAULT_MODEL:
+        from biasing.models.quartznet import load_quartznet
+
+        return load_quartznet(default_model_dir(), device=device)
     kind, sep, location = spec.partition(":")
     if not sep or kind not in MODEL_KINDS or not location:
         known = ", ".join(f"{name}:DIR ({what})" for name, what in MODEL_KINDS.items())
-        raise ValueError(f"unknown model spec {spec!r}; expected one of: {known}")
+        raise ValueError(f"unknown model spec {spec!r}; expected {DEFAULT_MODEL!r} (the "
+                         f"bundled model) or one of: {known}")
     if kind == "quartznet":
         from biasing.models.quartznet import load_quartznet
 
@@ -160,6 +189,7 @@ def forward_long(
             ModelOutput(
                 logprobs=out.logprobs[keep_from:keep_to],
                 hidden={k: v[keep_from:keep_to] for k, v in out.hidden.items()},
+                heads={k: v[keep_from:keep_to] for k, v in out.heads.items()},
             )
         )
         if last:
@@ -168,6 +198,7 @@ def forward_long(
     return ModelOutput(
         logprobs=np.concatenate([p.logprobs for p in pieces]),
         hidden={k: np.concatenate([p.hidden[k] for p in pieces]) for k in pieces[0].hidden},
+        heads={k: np.concatenate([p.heads[k] for p in pieces]) for k in pieces[0].heads},
     )
 
 

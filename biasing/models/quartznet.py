@@ -15,6 +15,17 @@ Intermediate layers: layer index ``i`` is the output of ``blocks.i`` (after its 
 ReLU), shape (frames, channels), at the same frame rate as the log-probabilities. For
 QuartzNet 15x5 the valid indices are 0..14.
 
+Auxiliary CTC heads (optional, ``"heads"`` in config.json): a pointwise projection of one
+block's output to its own classes (``heads.NAME.proj`` weight + bias). A head with
+``"feedback": true`` is self-conditioned (Nozaki & Komatsu, 2021): the softmax of its
+logits goes back through ``heads.NAME.back`` (classes -> channels, no bias) and is added to
+the block output the next block reads, so later layers see an estimate of earlier outputs.
+The bundled default model has subword heads on blocks 5 and 11 (with feedback) and a phone
+head on block 11. Their log-probabilities come back in ``ModelOutput.heads``.
+
+Weights may be stored as int8 with one float32 scale per output channel
+(``NAME.weight.int8`` + ``NAME.weight.scale``); they are dequantised on load.
+
 Like NeMo's masked convolutions, frames past an input's length are zeroed before every
 convolution with a kernel wider than one, so a padded batch gives the same result as each
 input alone.
@@ -33,7 +44,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,7 +57,16 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from biasing.models import ModelOutput, _check_waves, _pad_batch, _torch_device
 from biasing.models.frontend import FrontendConfig, LogMelFrontend, frontend_config_from_json
 
-__all__ = ["ConvSpec", "QuartzNet", "QuartzNetModel", "load_quartznet"]
+__all__ = [
+    "CTCHead",
+    "ConvSpec",
+    "HeadSpec",
+    "NetworkOutput",
+    "QuartzNet",
+    "QuartzNetModel",
+    "load_quartznet",
+    "quantize_int8",
+]
 
 _EXPECTED_FILES = ("config.json", "weights.npz")
 _CONFIG_KEYS = ("sample_rate", "labels", "features", "convolutions")
@@ -74,6 +94,49 @@ class ConvSpec:
         """Output frames for ``length`` input frames (PyTorch Conv1d arithmetic)."""
         span = self.dilation * (self.kernel_size - 1) + 1
         return (length + 2 * self.padding - span) // self.stride + 1
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One auxiliary CTC head, as listed under ``"heads"`` in ``config.json``."""
+
+    name: str  # e.g. "subword_5" or "phones"; its labels are config["head_labels"][name]
+    layer: int  # block whose output the head reads
+    classes: int  # output classes, CTC blank included
+    feedback: bool  # self-conditioned: its posteriors are added back into the block output
+
+
+class CTCHead(nn.Module):
+    """Pointwise projection to CTC logits, optionally fed back (self-conditioned CTC)."""
+
+    back: nn.Conv2d | None
+
+    def __init__(self, channels: int, spec: HeadSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.proj = nn.Conv2d(channels, spec.classes, 1)
+        # zero-initialised feedback: adding a head leaves the network's function unchanged
+        self.back = nn.Conv2d(spec.classes, channels, 1, bias=False) if spec.feedback else None
+        if self.back is not None:
+            nn.init.zeros_(self.back.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, classes, 1, T) for a (B, channels, 1, T) block output."""
+        return self.proj(x)
+
+    def feedback(self, logits: torch.Tensor) -> torch.Tensor:
+        """What self-conditioning adds to the block output: back(softmax(logits))."""
+        assert self.back is not None
+        return self.back(torch.softmax(logits, dim=1))
+
+
+class NetworkOutput(NamedTuple):
+    """What ``QuartzNet.forward`` returns."""
+
+    logits: torch.Tensor  # (batch, classes, frames) raw logits of the main head
+    lengths: torch.Tensor  # (batch,) int64 valid output frames
+    hidden: dict[int, torch.Tensor]  # block index -> (batch, channels, frames)
+    heads: dict[str, torch.Tensor]  # auxiliary head name -> (batch, classes, frames) logits
 
 
 class _DwPw(nn.Module):
@@ -121,7 +184,7 @@ class QuartzNet(nn.Module):
     prolog: _DwPw
     head: nn.Conv2d
 
-    def __init__(self, specs: Sequence[ConvSpec]) -> None:
+    def __init__(self, specs: Sequence[ConvSpec], heads: Sequence[HeadSpec] = ()) -> None:
         super().__init__()
         by_name = {spec.name: spec for spec in specs}
         if len(by_name) != len(specs):
@@ -149,6 +212,12 @@ class QuartzNet(nn.Module):
         )
         self.head = _conv(by_name["head"])
         unreachable = sorted(set(by_name) - _module_names(self))
+        self.heads = nn.ModuleDict()
+        for spec in heads:
+            if not 0 <= spec.layer < len(blocks) or spec.name in self.heads:
+                raise ValueError(f"head {spec.name!r}: layer {spec.layer} is not a block of "
+                                 f"0..{len(blocks) - 1}, or the name is used twice")
+            self.heads[spec.name] = CTCHead(blocks[spec.layer].residual.out_channels, spec)
         if unreachable:
             raise ValueError(f"convolutions outside the QuartzNet structure: {unreachable}")
 
@@ -167,18 +236,12 @@ class QuartzNet(nn.Module):
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor, layers: Sequence[int] = ()
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
-        """Run the network.
+    ) -> NetworkOutput:
+        """Run the network on (batch, n_mels, frames) normalised log-mel features.
 
-        Args:
-            features: (batch, n_mels, frames) normalised log-mel features.
-            lengths: (batch,) int64 valid feature frames per input.
-            layers: block indices whose outputs to return.
-
-        Returns:
-            logits: (batch, classes, out_frames) raw logits.
-            out_lengths: (batch,) int64 valid output frames per input.
-            hidden: block index -> (batch, channels, out_frames).
+        ``lengths`` are the valid feature frames per input; ``layers`` the block indices
+        whose outputs (after any self-conditioning feedback) go into ``hidden``. Every
+        auxiliary head's logits are returned.
         """
         wanted = set(layers)
         padded = bool((lengths < features.shape[-1]).any())
@@ -188,6 +251,11 @@ class QuartzNet(nn.Module):
         mask = _frame_mask(x, out_lengths) if padded else None
         x = torch.relu(x)
         hidden: dict[int, torch.Tensor] = {}
+        heads: dict[str, torch.Tensor] = {}
+        by_layer: dict[int, list[CTCHead]] = {}
+        for head in self.heads.values():
+            assert isinstance(head, CTCHead)
+            by_layer.setdefault(head.spec.layer, []).append(head)
         for index, block in enumerate(self._blocks()):
             residual = block.residual(x)
             y = x
@@ -198,12 +266,19 @@ class QuartzNet(nn.Module):
                 if s < last:
                     y = torch.relu(y)
             x = torch.relu(y + residual)
+            # heads read the block output; fed-back posteriors reach the following blocks
+            block_output = x
+            for head in by_layer.get(index, ()):
+                logits = head(block_output)
+                heads[head.spec.name] = logits.squeeze(2)
+                if head.back is not None:
+                    x = x + head.feedback(logits)
             if index in wanted:
                 hidden[index] = x.squeeze(2)
         for unit in self.epilog:
             assert isinstance(unit, _DwPw)
             x = torch.relu(self._sub(unit, x, mask))
-        return self.head(x).squeeze(2), out_lengths, hidden
+        return NetworkOutput(self.head(x).squeeze(2), out_lengths, hidden, heads)
 
     def _blocks(self) -> list[_Block]:
         return [block for block in self.blocks if isinstance(block, _Block)]
@@ -253,6 +328,8 @@ class QuartzNetModel:
         network: QuartzNet,
         labels: list[str],
         device: str = "cpu",
+        head_labels: dict[str, list[str]] | None = None,
+        tokenizer_path: Path | None = None,
     ) -> None:
         head_classes = network.head.out_channels
         if len(labels) != head_classes:
@@ -267,6 +344,13 @@ class QuartzNetModel:
         stride = network.prolog.dw_spec.stride if network.prolog.dw_spec is not None else 1
         self.frame_shift_s = frontend.config.hop_length * stride / self.sample_rate
         self.num_layers = network.num_layers
+        self.head_labels = dict(head_labels or {})  # auxiliary head name -> its labels
+        for name, head in network.heads.items():
+            assert isinstance(head, CTCHead)
+            if len(self.head_labels.get(name, ())) != head.spec.classes:
+                raise ValueError(f"head {name!r} has {head.spec.classes} classes but "
+                                 f"{len(self.head_labels.get(name, ()))} labels")
+        self.tokenizer_path = tokenizer_path  # sentencepiece model behind ``labels``, if any
 
     def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()) -> list[ModelOutput]:
         """Log-probabilities (and block outputs) for a batch of waveforms.
@@ -292,15 +376,18 @@ class QuartzNetModel:
             x = torch.from_numpy(batch).to(self.device)
             n = torch.from_numpy(lengths).to(self.device)
             feats, feat_lengths = self.frontend(x, n)
-            logits, out_lengths, hidden = self.network(feats, feat_lengths, layers)
+            logits, out_lengths, hidden, heads = self.network(feats, feat_lengths, layers)
             logprobs = torch.log_softmax(logits.float(), dim=1).transpose(1, 2).cpu().numpy()
             hidden_np = {k: v.transpose(1, 2).float().cpu().numpy() for k, v in hidden.items()}
+            heads_np = {k: torch.log_softmax(v.float(), dim=1).transpose(1, 2).cpu().numpy()
+                        for k, v in heads.items()}
         outputs = []
         for i, frames in enumerate(out_lengths.tolist()):
             outputs.append(
                 ModelOutput(
                     logprobs=np.ascontiguousarray(logprobs[i, :frames]),
                     hidden={int(k): np.ascontiguousarray(v[i, :frames]) for k, v in hidden_np.items()},
+                    heads={k: np.ascontiguousarray(v[i, :frames]) for k, v in heads_np.items()},
                 )
             )
         return outputs
@@ -349,20 +436,74 @@ def load_quartznet(directory: str | Path, device: str = "cpu") -> QuartzNetModel
     absent = [key for key in _CONFIG_KEYS if key not in config]
     if absent:
         raise ValueError(f"{folder / 'config.json'} lacks {', '.join(absent)}")
-    try:
-        with np.load(folder / "weights.npz") as archive:
-            weights = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"cannot read {folder / 'weights.npz'}: {err}") from err
+    weights = _read_weights(folder / "weights.npz")
     specs = _conv_specs(config, weights)
-    network = QuartzNet(specs)
+    network = QuartzNet(specs, _head_specs(config, folder))
     _load_weights(network, weights, folder / "weights.npz")
     frontend = LogMelFrontend(_frontend_config(config))
     labels = _pyctcdecode_labels(
         config["labels"], int(config.get("blank_index", len(config["labels"]))),
         network.head.out_channels,
     )
-    return QuartzNetModel(frontend, network, labels, device=device)
+    tokenizer = None
+    if config.get("tokenizer"):
+        tokenizer = folder / str(config["tokenizer"])
+        if not tokenizer.is_file():
+            raise ValueError(f"{folder / 'config.json'} names tokenizer {tokenizer.name!r}, "
+                             f"which is not in {str(folder)!r}")
+    head_labels = {name: list(labels) for name, labels in config.get("head_labels", {}).items()}
+    return QuartzNetModel(frontend, network, labels, device=device, head_labels=head_labels,
+                          tokenizer_path=tokenizer)
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    """Arrays of ``weights.npz``, int8 ones (``X.int8`` + ``X.scale``) dequantised to ``X``."""
+    try:
+        with np.load(path) as archive:
+            weights = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"cannot read {path}: {err}") from err
+    for name in [n for n in weights if n.endswith(".int8")]:
+        base = name[: -len(".int8")]
+        scale = weights.pop(base + ".scale", None)
+        if scale is None:
+            raise ValueError(f"{path}: {name!r} has no {base + '.scale'!r}")
+        values = weights.pop(name)
+        weights[base] = values.astype(np.float32) * scale.reshape(-1, *([1] * (values.ndim - 1)))
+    return weights
+
+
+def quantize_int8(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Store every convolution weight as int8 with one float32 scale per output channel.
+
+    Symmetric rounding to 127 levels of each channel's largest magnitude; biases and other
+    1-D arrays stay float32. ``load_quartznet`` reads the result back.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, array in weights.items():
+        array = np.asarray(array, dtype=np.float32)
+        if array.ndim < 2:
+            out[name] = array
+            continue
+        peak = np.abs(array).reshape(len(array), -1).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        shape = (-1,) + (1,) * (array.ndim - 1)
+        out[name + ".int8"] = np.clip(np.rint(array / scale.reshape(shape)), -127, 127
+                                      ).astype(np.int8)
+        out[name + ".scale"] = scale
+    return out
+
+
+def _head_specs(config: dict[str, Any], folder: Path) -> list[HeadSpec]:
+    heads = []
+    for entry in config.get("heads", []):
+        try:
+            heads.append(HeadSpec(str(entry["name"]), int(entry["layer"]), int(entry["classes"]),
+                                  bool(entry.get("feedback", False))))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{folder / 'config.json'}: bad head entry {entry!r}; expected "
+                             "name, layer, classes and optional feedback") from err
+    return heads
 
 
 def _frontend_config(config: dict[str, Any]) -> FrontendConfig:

@@ -1,0 +1,145 @@
+"""Prepare the training and held-out data of the bundled default model.
+
+Writes under OUT (default ``~/.cache/ctc-biasing/default_model``):
+
+- ``text/tts_train.tsv``: sentences for synthetic training speech, ``id<TAB>text<TAB>``:
+  Earnings-21 sentences, speechocean762 *train* transcripts, and template sentences full of
+  names from the Earnings-21 bias lists. Every sentence mentioning an entity of the
+  Earnings-21 dev benchmark is dropped, and so are the benchmark's own sentences, so the
+  benchmark's names stay new to the model.
+- ``text/heldout.tsv``: the 300 dev benchmark sentences, read by ``HELDOUT_VOICES`` only.
+- ``tts_train/`` and ``tts_heldout/``: the audio (via ``tts_testset/make_testset.py``).
+
+Held out from training: speechocean762 *test*, the voices in ``HELDOUT_VOICES``, and every
+dev benchmark entity. Needs ``data/benchmarks/earnings21_dev/select.py`` run first and the
+TTS engines of ``tts_testset/install.sh``.
+
+    python data/recipes/default_model/prepare.py [--out DIR] [--earnings 2500] [--names 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parents[1]
+ROOT = RECIPES.parents[1]
+SHARED = ROOT.parent / "shared"
+DEV = Path.home() / ".cache" / "ctc-biasing" / "earnings21_dev_text"
+sys.path.insert(0, str(RECIPES / "lm"))
+sys.path.insert(0, str(RECIPES / "tts_testset"))
+
+from make_lm import earnings_sentences
+from make_testset import VOICES
+
+from biasing.metrics import normalize_text
+
+# Voices no training utterance uses: one per engine family that QuartzNet-style models
+# understand (flite, festival, RHVoice), so the held-out WER measures new speakers, not
+# new engines.
+HELDOUT_VOICES = ("flite-kal16", "festival-rab", "rhvoice-alan")
+# Voices of the training speech: every known voice but the held-out ones. The MBROLA voices
+# through espeak-ng and the plain espeak formant voices are hard to understand but add
+# speaker variety.
+TRAIN_VOICES = tuple(v.name for v in VOICES if v.name not in HELDOUT_VOICES)
+
+_TEMPLATES = (
+    "I spoke with {a} about the new contract yesterday.",
+    "{a} said the results were better than expected.",
+    "Please send the report to {a} and {b} before Friday.",
+    "Our partnership with {a} continues to grow.",
+    "The next question comes from {a} with {b}.",
+    "We welcomed {a} to the board this quarter.",
+    "{a} and {b} will join us on the call.",
+    "Can you call {a} tomorrow morning?",
+    "The meeting with {a} went well.",
+    "Thanks, {a}. Now over to {b}.",
+    "We signed an agreement with {a} last month.",
+    "{a} is now available in more stores.",
+    "Let me introduce {a}, our new head of sales.",
+    "Revenue from {a} doubled compared to last year.",
+    "I think {a} made a good point.",
+    "Did you hear what {a} said about {b}?",
+)
+_KEEP = re.compile(r"^[A-Za-z][A-Za-z' .,&\-]*$")
+
+
+def dev_entity_pattern() -> re.Pattern[str]:
+    """A regex over normalised text matching any dev benchmark entity as whole words."""
+    entities = [" ".join(normalize_text(e)) for e in
+                (DEV / "entities.txt").read_text(encoding="utf-8").splitlines() if e.strip()]
+    return re.compile(r"\b(?:" + "|".join(re.escape(e) for e in sorted(
+        entities, key=len, reverse=True) if e) + r")\b")
+
+
+def training_sentences(n_earnings: int, n_names: int, n_speechocean: int,
+                       seed: int) -> list[tuple[str, str]]:
+    """(id, text) pairs for the synthetic training speech, dev entities excluded."""
+    rng = random.Random(seed)
+    banned = dev_entity_pattern()
+    dev_texts = {" ".join(normalize_text(line.split("\t")[1])) for line in
+                 (DEV / "sentences.tsv").read_text(encoding="utf-8").splitlines()}
+
+    def allowed(text: str) -> bool:
+        norm = " ".join(normalize_text(text))
+        return bool(norm) and norm not in dev_texts and not banned.search(norm)
+
+    earnings = [s for s in earnings_sentences() if 4 <= len(s.split()) <= 30 and allowed(s)]
+    rng.shuffle(earnings)
+    names: list[str] = []
+    for list_name in ("oracle_list.txt", "distractor_list.txt"):
+        path = SHARED / "data" / "earnings21" / "bias_lists" / list_name
+        names += [n.strip() for n in path.read_text(encoding="utf-8").splitlines()
+                  if _KEEP.match(n.strip()) and len(n.strip()) > 2 and allowed(n.strip())]
+    templated = []
+    for _ in range(n_names):
+        a, b = rng.sample(names, 2)
+        templated.append(rng.choice(_TEMPLATES).format(a=a, b=b))
+    speechocean = [line.split(maxsplit=1)[1].capitalize() for line in
+                   (SHARED / "data" / "speechocean762" / "train" / "text").read_text()
+                   .splitlines() if len(line.split()) > 1]
+    rng.shuffle(speechocean)
+    rows = [(f"e21_{i:05d}", s) for i, s in enumerate(earnings[:n_earnings])]
+    rows += [(f"names_{i:05d}", s) for i, s in enumerate(templated)]
+    rows += [(f"so762_{i:05d}", s) for i, s in enumerate(speechocean[:n_speechocean])]
+    return rows
+
+
+def synthesise(tsv: Path, out: Path, voices: tuple[str, ...], split: str, jobs: int) -> None:
+    script = RECIPES / "tts_testset" / "make_testset.py"
+    command = [sys.executable, str(script), str(tsv), str(out), "--split", split,
+               "--voices", ",".join(voices), "--jobs", str(jobs)]
+    subprocess.run(command, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path,
+                        default=Path.home() / ".cache" / "ctc-biasing" / "default_model")
+    parser.add_argument("--earnings", type=int, default=2500)
+    parser.add_argument("--names", type=int, default=1000)
+    parser.add_argument("--speechocean", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    if not (DEV / "entities.txt").is_file():
+        sys.exit(f"run data/benchmarks/earnings21_dev/select.py first ({DEV} is missing)")
+    text = args.out / "text"
+    text.mkdir(parents=True, exist_ok=True)
+    rows = training_sentences(args.earnings, args.names, args.speechocean, args.seed)
+    train_tsv = text / "tts_train.tsv"
+    train_tsv.write_text("".join(f"{i}\t{s.replace(chr(9), ' ')}\t\n" for i, s in rows),
+                         encoding="utf-8")
+    heldout_tsv = text / "heldout.tsv"
+    heldout_tsv.write_text((DEV / "sentences.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"{len(rows)} training sentences -> {train_tsv}", flush=True)
+    synthesise(heldout_tsv, args.out / "tts_heldout", HELDOUT_VOICES, "test", args.jobs)
+    synthesise(train_tsv, args.out / "tts_train", TRAIN_VOICES, "train", args.jobs)
+
+
+if __name__ == "__main__":
+    main()

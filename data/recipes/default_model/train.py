@@ -1,0 +1,389 @@
+"""Train the bundled default model: QuartzNet 15x5 fine-tuned to sentencepiece units with
+self-conditioned intermediate subword CTC heads and a phone CTC head.
+
+Start: NVIDIA's pretrained QuartzNet 15x5 (characters, CC-BY-4.0) from
+``../shared/models/quartznet15x5``. Its character head is replaced by a sentencepiece head
+(``--vocab`` units + blank); subword heads with feedback are added on blocks 5 and 11 (the
+method's 6th and 12th layers) and a phone head (39 stressless ARPAbet phones + blank, targets
+from CMUdict / G2P) on block 11. The feedback projections start at zero, so step 0 computes
+exactly the pretrained network. Every weight is then trained.
+
+Loss: ``(1 - inter) * ctc(final) + inter * mean(ctc(subword_5), ctc(subword_11)) +
+phone * ctc(phones)``.
+
+Data (``prepare.py`` makes the synthetic part): speechocean762 *train* (real speech; 100
+utterances kept for validation) and the synthetic training speech, with speed perturbation,
+noise, reverberation, gain and SpecAugment. speechocean762 *test*, the held-out voices and
+the dev benchmark entities are never used.
+
+Resumable: ``RUN/checkpoint.pt`` is written every ``--save-every`` steps and read on start;
+``RUN/log.tsv`` logs losses and validation WER. Stops after ``--steps`` or ``--minutes``.
+
+    python data/recipes/default_model/train.py RUN [--steps 800] [--minutes 100]
+    python data/recipes/default_model/export.py RUN data/models/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from biasing.lexicon import pronounce_batch, strip_stress
+from biasing.lexicon.arpabet import BASE_PHONES
+from biasing.metrics import normalize_text, wer
+from biasing.models.frontend import LogMelFrontend
+from biasing.models.quartznet import (
+    HeadSpec,
+    QuartzNet,
+    _conv_specs,
+    _frontend_config,
+    _read_weights,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "data" / "recipes" / "tts_testset"))
+from make_testset import tts_text
+
+SHARED = ROOT.parent / "shared"
+BASE = SHARED / "models" / "quartznet15x5"
+PREPARED = Path.home() / ".cache" / "ctc-biasing" / "default_model"
+RATE = 16000
+INTER_LAYERS = (5, 11)  # self-conditioned subword heads
+PHONE_LAYER = 11
+MAX_SECONDS = 20.0  # longer utterances are left out of training
+
+
+@dataclass
+class Utterance:
+    utt_id: str
+    wave: np.ndarray  # int16 at RATE
+    text: str  # normalised: lower case words separated by single spaces
+    source: str  # "speechocean762" or "tts"
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def read_speechocean_train() -> list[tuple[str, Path, str]]:
+    folder = SHARED / "data" / "speechocean762"
+    scp = dict(line.split(maxsplit=1) for line in (folder / "train" / "wav.scp").read_text()
+               .splitlines())
+    rows = []
+    for line in (folder / "train" / "text").read_text().splitlines():
+        utt, text = line.split(maxsplit=1)
+        rows.append((utt, folder / scp[utt], text))
+    return rows
+
+
+def read_tts(folder: Path) -> list[tuple[str, Path, str]]:
+    """(id, audio, text) of a make_testset.py folder, numbers spelled as the voices read them."""
+    rows = []
+    for line in (folder / "asr_train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        utt, raw = line.split("\t")[:2]
+        rows.append((utt, folder / f"{utt}.ogg", tts_text(raw)))
+    return rows
+
+
+def load_corpus(cache: Path) -> list[Utterance]:
+    """Every training utterance, audio as int16 in memory (cached in one .npz)."""
+    rows = [(u, p, t, "speechocean762") for u, p, t in read_speechocean_train()]
+    rows += [(u, p, t, "tts") for u, p, t in read_tts(PREPARED / "tts_train")]
+    if cache.is_file():
+        with np.load(cache) as archive:
+            audio = {k: archive[k] for k in archive.files}
+    else:
+        audio = {}
+        for utt, path, _, _ in rows:
+            wave, rate = sf.read(path, dtype="float32", always_2d=True)
+            wave = wave.mean(axis=1)
+            if rate != RATE:
+                wave = soxr.resample(wave, rate, RATE)
+            audio[utt] = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+        np.savez(cache, **audio)
+    corpus = []
+    for utt, _, text, source in rows:
+        words = normalize_text(text)
+        spelled = words and not any(c.isdigit() for w in words for c in w)
+        if spelled and utt in audio and len(audio[utt]) <= MAX_SECONDS * RATE:
+            corpus.append(Utterance(utt, audio[utt], " ".join(words), source))
+    return corpus
+
+
+def phone_sequence(text: str, cache: dict[str, tuple[str, ...]]) -> list[str]:
+    words = text.split()
+    missing = sorted({w for w in words if w not in cache})
+    if missing:
+        for word, prons in zip(missing, pronounce_batch(missing)):
+            cache[word] = strip_stress(prons[0]) if prons else ()
+    return [p for w in words for p in cache[w]]
+
+
+def train_tokenizer(texts: list[str], vocab: int, out: Path) -> None:
+    import sentencepiece as spm
+
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_prefix=str(out.with_suffix("")), vocab_size=vocab,
+        model_type="unigram", bos_id=-1, eos_id=-1, unk_id=0, character_coverage=1.0,
+        minloglevel=2)
+
+
+# ---------------------------------------------------------------------------- augmentation
+
+
+def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Speed perturbation, reverberation, noise and gain on a float32 waveform."""
+    if rng.random() < 0.6:
+        speed = float(rng.choice([0.9, 0.95, 1.05, 1.1]))
+        wave = soxr.resample(wave, RATE, RATE / speed, quality="LQ").astype(np.float32)
+    if rng.random() < 0.25:
+        rt60 = rng.uniform(0.15, 0.6)
+        n = int(rt60 * RATE)
+        rir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
+        rir[0] = 1.0 / rng.uniform(0.3, 1.0)  # direct path
+        rir /= np.sqrt((rir ** 2).sum())
+        size = 1 << math.ceil(math.log2(len(wave) + n))
+        wet = np.fft.irfft(np.fft.rfft(wave, size) * np.fft.rfft(rir, size), size)
+        wave = wet[: len(wave)].astype(np.float32)
+    if rng.random() < 0.5:
+        snr_db = rng.uniform(5, 35)
+        noise = rng.standard_normal(len(wave)).astype(np.float32)
+        colour = rng.choice([0.0, 0.9, 0.99])  # white, pinkish, brownish
+        if colour:
+            spectrum = np.fft.rfft(noise)
+            freqs = np.arange(len(spectrum)) + 1.0
+            noise = np.fft.irfft(spectrum / freqs ** (colour / 2), len(noise)).astype(np.float32)
+        power = float((wave ** 2).mean()) + 1e-9
+        noise *= math.sqrt(power / (float((noise ** 2).mean()) + 1e-12) / 10 ** (snr_db / 10))
+        wave = wave + noise
+    wave = wave * 10 ** (rng.uniform(-6, 6) / 20)
+    peak = float(np.abs(wave).max())
+    return wave / peak * 0.99 if peak > 0.99 else wave
+
+
+def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generator) -> None:
+    """Two frequency masks (up to 12 bands) and time masks (up to 5% of frames) in place."""
+    for b in range(feats.shape[0]):
+        for _ in range(2):
+            width = int(rng.integers(0, 13))
+            start = int(rng.integers(0, feats.shape[1] - width + 1))
+            feats[b, start:start + width, :] = 0.0
+        n = int(lengths[b])
+        for _ in range(max(1, n // 400)):
+            width = int(rng.integers(0, max(1, n // 20) + 1))
+            start = int(rng.integers(0, max(1, n - width)))
+            feats[b, :, start:start + width] = 0.0
+
+
+# ----------------------------------------------------------------------------------- model
+
+
+def build_network(vocab: int) -> tuple[QuartzNet, LogMelFrontend, dict]:
+    """Pretrained QuartzNet with a new ``vocab``+1 head and the auxiliary heads."""
+    config = json.loads((BASE / "config.json").read_text())
+    weights = _read_weights(BASE / "weights.npz")
+    config["convolutions"] = [dict(c, out_channels=vocab + 1) if c["name"] == "head" else c
+                              for c in config["convolutions"]]
+    del weights["head.weight"], weights["head.bias"]
+    heads = [HeadSpec(f"subword_{layer}", layer, vocab + 1, True) for layer in INTER_LAYERS]
+    heads.append(HeadSpec("phones", PHONE_LAYER, len(BASE_PHONES) + 1, False))
+    specs = _conv_specs(config, {**weights, "head.weight": np.zeros((vocab + 1, 1024, 1))})
+    network = QuartzNet(specs, heads)
+    state = network.state_dict()
+    for name in state:
+        key = name.replace("subs.", "sub.")
+        if key in weights:
+            state[name] = torch.from_numpy(weights[key].astype(np.float32).reshape(
+                state[name].shape))
+    network.load_state_dict(state)
+    config["heads"] = [{"name": h.name, "layer": h.layer, "classes": h.classes,
+                        "feedback": h.feedback} for h in heads]
+    return network, LogMelFrontend(_frontend_config(config)), config
+
+
+def ctc(logits: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]],
+        blank: int) -> torch.Tensor:
+    logprobs = torch.log_softmax(logits.float(), dim=1).permute(2, 0, 1)  # (T, B, C)
+    flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long)
+    target_lengths = torch.tensor([len(seq) for seq in targets], dtype=torch.long)
+    return torch.nn.functional.ctc_loss(logprobs, flat, lengths, target_lengths, blank=blank,
+                                        reduction="mean", zero_infinity=True)
+
+
+def greedy(logits: torch.Tensor, length: int, pieces: list[str]) -> str:
+    ids = logits[:, :length].argmax(dim=0).tolist()
+    blank = len(pieces)
+    out, previous = [], blank
+    for i in ids:
+        if i != previous and i != blank:
+            out.append(pieces[i])
+        previous = i
+    return "".join(out).replace("▁", " ").strip()
+
+
+# -------------------------------------------------------------------------------- training
+
+
+def batches(corpus: list[Utterance], max_seconds: float, max_items: int,
+            seed: int) -> list[list[int]]:
+    """Length-sorted batches of about ``max_seconds`` of padded audio, in random order."""
+    order = sorted(range(len(corpus)), key=lambda i: len(corpus[i].wave))
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = len(corpus[i].wave) / RATE
+        if current and (longest * (len(current) + 1) > max_seconds or len(current) >= max_items):
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--vocab", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--minutes", type=float, default=1e9, help="stop after this long")
+    parser.add_argument("--batch-seconds", type=float, default=80.0)
+    parser.add_argument("--lr", type=float, default=2e-4, help="pretrained layers")
+    parser.add_argument("--head-lr", type=float, default=2e-3, help="new heads")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--inter", type=float, default=0.3)
+    parser.add_argument("--phone", type=float, default=0.3)
+    parser.add_argument("--save-every", type=int, default=25)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    args.run.mkdir(parents=True, exist_ok=True)
+    log_path = args.run / "log.tsv"
+
+    def log(line: str) -> None:
+        with log_path.open("a") as out:
+            out.write(line + "\n")
+
+    corpus = load_corpus(PREPARED / "train_audio.npz")
+    valid_ids = {u.utt_id for u in corpus if u.source == "speechocean762"}
+    valid_ids = set(sorted(valid_ids)[::len(valid_ids) // 100][:100])
+    valid = [u for u in corpus if u.utt_id in valid_ids]
+    train = [u for u in corpus if u.utt_id not in valid_ids]
+    spm_path = args.run / "tokenizer.model"
+    if not spm_path.is_file():
+        train_tokenizer([u.text for u in train], args.vocab, spm_path)
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(spm_path))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    lexicon: dict[str, tuple[str, ...]] = {}
+    phone_index = {p: i for i, p in enumerate(BASE_PHONES)}
+    targets = {u.utt_id: sp.encode(u.text) for u in corpus}
+    phones = {u.utt_id: [phone_index[p] for p in phone_sequence(u.text, lexicon)]
+              for u in corpus}
+    hours = sum(len(u.wave) for u in train) / RATE / 3600
+    print(f"{len(train)} training utterances ({hours:.1f} h), {len(valid)} validation",
+          flush=True)
+
+    network, frontend, config = build_network(len(pieces))
+    device = torch.device(args.device)
+    network.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    frontend.to(device)
+    new = [p for n, p in network.named_parameters() if n.startswith(("head.", "heads."))]
+    old = [p for n, p in network.named_parameters() if not n.startswith(("head.", "heads."))]
+    optimizer = torch.optim.AdamW([{"params": old, "lr": args.lr},
+                                   {"params": new, "lr": args.head_lr}], weight_decay=1e-3)
+    base_lrs = [args.lr, args.head_lr]
+    step = 0
+    checkpoint = args.run / "checkpoint.pt"
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device)
+        network.load_state_dict(state["network"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        print(f"resumed at step {step}", flush=True)
+    (args.run / "config.json").write_text(json.dumps(
+        {**config, "labels": pieces, "blank_index": len(pieces), "tokenizer": "tokenizer.model",
+         "head_labels": {**{f"subword_{layer}": pieces + [""] for layer in INTER_LAYERS},
+                         "phones": list(BASE_PHONES) + [""]}}, indent=1))
+
+    # batch composition is fixed by length; each epoch only shuffles the batch order
+    n_batches = len(batches(train, args.batch_seconds, 32, args.seed))
+    blank, phone_blank = len(pieces), len(BASE_PHONES)
+    while step < args.steps and (time.time() - started) / 60 < args.minutes:
+        epoch, position = divmod(step, n_batches)
+        order = batches(train, args.batch_seconds, 32, args.seed + epoch)
+        batch = [train[i] for i in order[position]]
+        rng = np.random.default_rng(args.seed * 1_000_003 + step)
+        waves = [augment(u.wave.astype(np.float32) / 32768, rng) for u in batch]
+        lengths = torch.tensor([len(w) for w in waves])
+        padded = torch.zeros(len(waves), int(lengths.max()))
+        for row, wave in enumerate(waves):
+            padded[row, : len(wave)] = torch.from_numpy(wave)
+        network.train()
+        with torch.no_grad():
+            feats, feat_lengths = frontend(padded.to(device), lengths.to(device))
+            spec_augment(feats, feat_lengths, rng)
+        out = network(feats, feat_lengths)
+        final = ctc(out.logits, out.lengths, [targets[u.utt_id] for u in batch], blank)
+        inter = torch.stack([ctc(out.heads[f"subword_{layer}"], out.lengths,
+                                 [targets[u.utt_id] for u in batch], blank)
+                             for layer in INTER_LAYERS]).mean()
+        phone = ctc(out.heads["phones"], out.lengths, [phones[u.utt_id] for u in batch],
+                    phone_blank)
+        loss = (1 - args.inter) * final + args.inter * inter + args.phone * phone
+        scale = min(1.0, (step + 1) / args.warmup) * (
+            0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps))) * 0.9 + 0.1)
+        for group, base_lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base_lr * scale
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+        optimizer.step()
+        step += 1
+        print(f"step {step} loss {loss.item():.3f} final {final.item():.3f} inter "
+              f"{inter.item():.3f} phone {phone.item():.3f} batch {len(batch)} "
+              f"{time.time() - started:.0f}s", flush=True)
+        log(f"{step}\t{loss.item():.4f}\t{final.item():.4f}\t{inter.item():.4f}\t"
+            f"{phone.item():.4f}\t{time.time() - started:.0f}")
+        if step % args.save_every == 0 or step == args.steps:
+            torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": step}, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
+        if step % args.eval_every == 0 or step == args.steps:
+            network.eval()
+            hyps, refs = [], []
+            with torch.no_grad():
+                for u in valid:
+                    wave = torch.from_numpy(u.wave.astype(np.float32) / 32768)[None]
+                    f, n = frontend(wave.to(device), torch.tensor([wave.shape[1]]).to(device))
+                    o = network(f, n)
+                    hyps.append(greedy(o.logits[0], int(o.lengths[0]), pieces))
+                    refs.append(u.text)
+            score = wer(refs, hyps)
+            print(f"step {step} validation WER {100 * score:.1f}", flush=True)
+            log(f"{step}\tvalid_wer\t{score:.4f}")
+    # final checkpoint whatever stopped the loop
+    torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step}, checkpoint.with_suffix(".tmp"))
+    checkpoint.with_suffix(".tmp").replace(checkpoint)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Auxiliary CTC heads (self-conditioned and plain) and int8 weights of QuartzNet folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from biasing.models import forward_long, load_model
+from biasing.models.quartznet import _read_weights, quantize_int8
+
+from .conftest import TINY_LABELS, write_tiny_quartznet
+
+PHONES = ["AA", "B", "K", ""]
+
+
+def _with_heads(folder: Path, feedback_scale: float = 0.0, int8: bool = False) -> Path:
+    """The tiny QuartzNet plus a fed-back subword head on block 0 and a phone head on 1."""
+    write_tiny_quartznet(folder)
+    config = json.loads((folder / "config.json").read_text())
+    weights = _read_weights(folder / "weights.npz")
+    classes = len(TINY_LABELS) + 1
+    config["heads"] = [{"name": "subword_0", "layer": 0, "classes": classes, "feedback": True},
+                       {"name": "phones", "layer": 1, "classes": len(PHONES)}]
+    config["head_labels"] = {"subword_0": TINY_LABELS + [""], "phones": PHONES}
+    rng = np.random.default_rng(1)
+    weights["heads.subword_0.proj.weight"] = rng.standard_normal((classes, 16, 1)).astype("f4")
+    weights["heads.subword_0.proj.bias"] = np.zeros(classes, "f4")
+    weights["heads.subword_0.back.weight"] = (
+        feedback_scale * rng.standard_normal((16, classes, 1))).astype("f4")
+    weights["heads.phones.proj.weight"] = rng.standard_normal((len(PHONES), 24, 1)).astype("f4")
+    weights["heads.phones.proj.bias"] = np.zeros(len(PHONES), "f4")
+    (folder / "config.json").write_text(json.dumps(config))
+    np.savez(folder / "weights.npz", **(quantize_int8(weights) if int8 else weights))
+    return folder
+
+
+def _waves() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (8000, 5000)]
+
+
+def test_heads_come_back_as_log_probabilities(tmp_path: Path) -> None:
+    model = load_model(f"quartznet:{_with_heads(tmp_path)}")
+    assert model.head_labels["phones"] == PHONES
+    for out in model.forward(_waves(), layers=(0, 1)):
+        assert set(out.heads) == {"subword_0", "phones"}
+        assert out.heads["phones"].shape == (len(out.logprobs), len(PHONES))
+        assert out.heads["subword_0"].shape == out.logprobs.shape
+        for logprobs in out.heads.values():
+            np.testing.assert_allclose(np.exp(logprobs).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_zero_feedback_and_plain_heads_leave_the_network_unchanged(tmp_path: Path) -> None:
+    plain = load_model(f"quartznet:{write_tiny_quartznet(tmp_path / 'plain')}")
+    headed = load_model(f"quartznet:{_with_heads(tmp_path / 'headed')}")
+    for a, b in zip(plain.forward(_waves()), headed.forward(_waves())):
+        np.testing.assert_array_equal(a.logprobs, b.logprobs)
+
+
+def test_feedback_reaches_the_following_blocks(tmp_path: Path) -> None:
+    zero = load_model(f"quartznet:{_with_heads(tmp_path / 'zero')}")
+    fed = load_model(f"quartznet:{_with_heads(tmp_path / 'fed', feedback_scale=1.0)}")
+    a, b = zero.forward(_waves(), layers=(0, 1))[0], fed.forward(_waves(), layers=(0, 1))[0]
+    np.testing.assert_array_equal(a.heads["subword_0"], b.heads["subword_0"])  # same input
+    assert not np.allclose(a.hidden[0], b.hidden[0])  # block 0 output as block 1 reads it
+    assert not np.allclose(a.logprobs, b.logprobs)
+
+
+def test_int8_weights_load_close_to_float(tmp_path: Path) -> None:
+    full = load_model(f"quartznet:{_with_heads(tmp_path / 'f32', feedback_scale=1.0)}")
+    small = load_model(f"quartznet:{_with_heads(tmp_path / 'i8', 1.0, int8=True)}")
+    assert (tmp_path / "i8" / "weights.npz").stat().st_size < (
+        tmp_path / "f32" / "weights.npz").stat().st_size
+    for a, b in zip(full.forward(_waves()), small.forward(_waves())):
+        np.testing.assert_allclose(np.exp(a.logprobs), np.exp(b.logprobs), atol=0.05)
+        np.testing.assert_allclose(np.exp(a.heads["phones"]), np.exp(b.heads["phones"]),
+                                   atol=0.05)
+
+
+def test_quantize_int8_error_is_half_a_step_per_channel() -> None:
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((4, 3, 5)).astype(np.float32) * np.array([1, 10, 0.01, 0])[
+        :, None, None].astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    packed = quantize_int8({"w.weight": weight, "w.bias": bias})
+    assert packed["w.weight.int8"].dtype == np.int8 and packed["w.bias"].dtype == np.float32
+    restored = packed["w.weight.int8"].astype(np.float32) * packed["w.weight.scale"][:, None, None]
+    step = np.abs(weight).reshape(4, -1).max(axis=1) / 127
+    assert (np.abs(restored - weight).reshape(4, -1).max(axis=1) <= step / 2 + 1e-7).all()
+    np.testing.assert_array_equal(restored[3], 0.0)
+
+
+def test_head_without_labels_is_rejected(tmp_path: Path) -> None:
+    folder = _with_heads(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    del config["head_labels"]["phones"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="head 'phones' has 4 classes but 0 labels"):
+        load_model(f"quartznet:{folder}")
+
+
+def test_head_on_a_missing_block_is_rejected(tmp_path: Path) -> None:
+    folder = _with_heads(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["heads"][1]["layer"] = 7
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="layer 7 is not a block"):
+        load_model(f"quartznet:{folder}")
+
+
+def test_int8_weight_without_scale_is_rejected(tmp_path: Path) -> None:
+    folder = _with_heads(tmp_path, int8=True)
+    with np.load(folder / "weights.npz") as archive:
+        weights = {k: archive[k] for k in archive.files if k != "head.weight.scale"}
+    np.savez(folder / "weights.npz", **weights)
+    with pytest.raises(ValueError, match="'head.weight.int8' has no 'head.weight.scale'"):
+        load_model(f"quartznet:{folder}")
+
+
+def test_forward_long_stitches_heads(tmp_path: Path) -> None:
+    model = load_model(f"quartznet:{_with_heads(tmp_path)}")
+    wave = (0.1 * np.random.default_rng(5).standard_normal(16000 * 3)).astype(np.float32)
+    whole = model.forward([wave])[0]
+    long = forward_long(model, wave, chunk_s=1.0, overlap_s=0.4)
+    assert long.heads["phones"].shape == whole.heads["phones"].shape
