@@ -140,7 +140,8 @@ def _eval(args: argparse.Namespace) -> str:
     lists = _eval_lists(args, dataset)
     model = load_model(args.model, device=args.device)
     context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
-                          tokenizer=args.tokenizer, beam_width=args.beam_width,
+                          tokenizer=args.tokenizer or getattr(model, "tokenizer_path", None),
+                          beam_width=args.beam_width,
                           options=_decoder_options(args.set))
     cache = None if args.no_cache else Path(args.cache).expanduser()
     info = {"name": Path(args.dataset).name, "path": str(args.dataset), "split": args.split,

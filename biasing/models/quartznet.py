@@ -20,8 +20,8 @@ block's output to its own classes (``heads.NAME.proj`` weight + bias). A head wi
 ``"feedback": true`` is self-conditioned (Nozaki & Komatsu, 2021): the softmax of its
 logits goes back through ``heads.NAME.back`` (classes -> channels, no bias) and is added to
 the block output the next block reads, so later layers see an estimate of earlier outputs.
-The bundled default model has subword heads on blocks 5 and 11 (with feedback) and a phone
-head on block 11. Their log-probabilities come back in ``ModelOutput.heads``.
+The bundled default model has intermediate CTC heads over its output units on blocks 5 and
+11 (``ctc_5``, ``ctc_11``, with feedback) and a phone head on block 11 (``phones``). Their log-probabilities come back in ``ModelOutput.heads``.
 
 Weights may be stored as int8 with one float32 scale per output channel
 (``NAME.weight.int8`` + ``NAME.weight.scale``); they are dequantised on load.
@@ -100,7 +100,7 @@ class ConvSpec:
 class HeadSpec:
     """One auxiliary CTC head, as listed under ``"heads"`` in ``config.json``."""
 
-    name: str  # e.g. "subword_5" or "phones"; its labels are config["head_labels"][name]
+    name: str  # e.g. "ctc_5" or "phones"; its labels are config["head_labels"][name]
     layer: int  # block whose output the head reads
     classes: int  # output classes, CTC blank included
     feedback: bool  # self-conditioned: its posteriors are added back into the block output
@@ -114,8 +114,11 @@ class CTCHead(nn.Module):
     def __init__(self, channels: int, spec: HeadSpec) -> None:
         super().__init__()
         self.spec = spec
+        # A new head starts at zero: uniform posteriors (CTC loss at its chance level rather
+        # than confidently wrong) and no feedback, so the network's function is unchanged.
         self.proj = nn.Conv2d(channels, spec.classes, 1)
-        # zero-initialised feedback: adding a head leaves the network's function unchanged
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
         self.back = nn.Conv2d(spec.classes, channels, 1, bias=False) if spec.feedback else None
         if self.back is not None:
             nn.init.zeros_(self.back.weight)

@@ -19,18 +19,18 @@ PHONES = ["AA", "B", "K", ""]
 
 
 def _with_heads(folder: Path, feedback_scale: float = 0.0, int8: bool = False) -> Path:
-    """The tiny QuartzNet plus a fed-back subword head on block 0 and a phone head on 1."""
+    """The tiny QuartzNet plus a fed-back CTC head on block 0 and a phone head on 1."""
     write_tiny_quartznet(folder)
     config = json.loads((folder / "config.json").read_text())
     weights = _read_weights(folder / "weights.npz")
     classes = len(TINY_LABELS) + 1
-    config["heads"] = [{"name": "subword_0", "layer": 0, "classes": classes, "feedback": True},
+    config["heads"] = [{"name": "ctc_0", "layer": 0, "classes": classes, "feedback": True},
                        {"name": "phones", "layer": 1, "classes": len(PHONES)}]
-    config["head_labels"] = {"subword_0": TINY_LABELS + [""], "phones": PHONES}
+    config["head_labels"] = {"ctc_0": TINY_LABELS + [""], "phones": PHONES}
     rng = np.random.default_rng(1)
-    weights["heads.subword_0.proj.weight"] = rng.standard_normal((classes, 16, 1)).astype("f4")
-    weights["heads.subword_0.proj.bias"] = np.zeros(classes, "f4")
-    weights["heads.subword_0.back.weight"] = (
+    weights["heads.ctc_0.proj.weight"] = rng.standard_normal((classes, 16, 1)).astype("f4")
+    weights["heads.ctc_0.proj.bias"] = np.zeros(classes, "f4")
+    weights["heads.ctc_0.back.weight"] = (
         feedback_scale * rng.standard_normal((16, classes, 1))).astype("f4")
     weights["heads.phones.proj.weight"] = rng.standard_normal((len(PHONES), 24, 1)).astype("f4")
     weights["heads.phones.proj.bias"] = np.zeros(len(PHONES), "f4")
@@ -48,9 +48,9 @@ def test_heads_come_back_as_log_probabilities(tmp_path: Path) -> None:
     model = load_model(f"quartznet:{_with_heads(tmp_path)}")
     assert model.head_labels["phones"] == PHONES
     for out in model.forward(_waves(), layers=(0, 1)):
-        assert set(out.heads) == {"subword_0", "phones"}
+        assert set(out.heads) == {"ctc_0", "phones"}
         assert out.heads["phones"].shape == (len(out.logprobs), len(PHONES))
-        assert out.heads["subword_0"].shape == out.logprobs.shape
+        assert out.heads["ctc_0"].shape == out.logprobs.shape
         for logprobs in out.heads.values():
             np.testing.assert_allclose(np.exp(logprobs).sum(axis=1), 1.0, atol=1e-5)
 
@@ -66,7 +66,7 @@ def test_feedback_reaches_the_following_blocks(tmp_path: Path) -> None:
     zero = load_model(f"quartznet:{_with_heads(tmp_path / 'zero')}")
     fed = load_model(f"quartznet:{_with_heads(tmp_path / 'fed', feedback_scale=1.0)}")
     a, b = zero.forward(_waves(), layers=(0, 1))[0], fed.forward(_waves(), layers=(0, 1))[0]
-    np.testing.assert_array_equal(a.heads["subword_0"], b.heads["subword_0"])  # same input
+    np.testing.assert_array_equal(a.heads["ctc_0"], b.heads["ctc_0"])  # same input
     assert not np.allclose(a.hidden[0], b.hidden[0])  # block 0 output as block 1 reads it
     assert not np.allclose(a.logprobs, b.logprobs)
 
