@@ -117,8 +117,8 @@ class CTCHead(nn.Module):
         # A new head starts at zero: uniform posteriors (CTC loss at its chance level rather
         # than confidently wrong) and no feedback, so the network's function is unchanged.
         self.proj = nn.Conv2d(channels, spec.classes, 1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
+        for param in self.proj.parameters():
+            nn.init.zeros_(param)
         self.back = nn.Conv2d(spec.classes, channels, 1, bias=False) if spec.feedback else None
         if self.back is not None:
             nn.init.zeros_(self.back.weight)
