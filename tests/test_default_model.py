@@ -1,0 +1,85 @@
+"""The bundled default model on the bundled example clips (no ../shared needed).
+
+The clips are read by TTS voices the model never heard in training and say names that
+are in no training sentence, so these tests check the whole product: the model loads from
+the repository, the names come out right with the list, and listed names that nobody said
+stay out of the transcripts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from biasing import Transcriber
+from biasing.audio import load_audio
+from biasing.cli import main
+from biasing.datasets import read_entities_per_utt
+from biasing.lexicon import pronounce_batch, strip_stress
+from biasing.metrics import edit_distance, normalize_text
+from biasing.models import default_model_dir, load_model
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+CLIPS = sorted(EXAMPLES.glob("*.ogg"))
+ENTITIES = [line for line in (EXAMPLES / "entities.txt").read_text(encoding="utf-8")
+            .splitlines() if line.strip()]
+SAID = read_entities_per_utt(EXAMPLES / "entities_per_utt.tsv")
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber()  # no model given: the bundled default
+
+
+def test_default_model_is_bundled_with_its_heads() -> None:
+    folder = default_model_dir()
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 30e6
+    model = load_model("default")
+    assert model.labels[-1] == "" and model.labels[1:27] == list("abcdefghijklmnopqrstuvwxyz")
+    assert set(model.head_labels) == {"ctc_5", "ctc_11", "phones"}
+    assert model.head_labels["ctc_5"] == model.labels
+    assert model.head_labels["phones"][-1] == "" and "ZH" in model.head_labels["phones"]
+    out = model.forward([load_audio(CLIPS[0], model.sample_rate)], layers=(5, 11))[0]
+    assert out.heads["phones"].shape == (len(out.logprobs), 40)
+    assert out.hidden[11].shape == (len(out.logprobs), 512)
+
+
+def test_listed_names_come_out_right_and_unsaid_ones_stay_out(transcriber) -> None:
+    biased = {Path(t.source).stem: t for t in transcriber.transcribe(CLIPS, ENTITIES)}
+    plain = {Path(t.source).stem: t for t in transcriber.transcribe(CLIPS)}
+    found_plain = found_biased = 0
+    for clip, names in SAID.items():
+        hits = {hit.entity for hit in biased[clip].entities}
+        assert hits <= set(names), f"{clip}: unsaid names in {biased[clip].text!r}"
+        for name in names:
+            found_biased += name in biased[clip].text
+            found_plain += " ".join(normalize_text(name)) in plain[clip].text
+    # the model alone spells none of the eight names right; with the list, at least
+    # Kaiyo, tirzepatide and Quetzal Robotics come out (the others are heard too far off)
+    assert found_plain == 0, {c: t.text for c, t in plain.items()}
+    assert found_biased >= 3, {c: t.text for c, t in biased.items()}
+
+
+def test_phone_head_hears_the_pronunciation() -> None:
+    model = load_model("default")
+    labels = model.head_labels["phones"]
+    clip = EXAMPLES / "travel.ogg"
+    text = "our flight to reykjavik leaves after the zerodha meeting"
+    out = model.forward([load_audio(clip, model.sample_rate)])[0]
+    best = out.heads["phones"].argmax(axis=1)
+    hyp = [labels[i] for n, i in enumerate(best) if labels[i] and (n == 0 or best[n - 1] != i)]
+    ref = [p for prons in pronounce_batch(text.split()) for p in strip_stress(prons[0])]
+    # the phone head is weak (trained for 135 steps; see the model card): 61% here
+    assert edit_distance(ref, hyp) / len(ref) < 0.75, (ref, hyp)
+    assert {"R", "T", "M", "IY"} <= set(hyp)
+    assert np.isfinite(out.heads["phones"]).all()
+
+
+def test_cli_transcribes_with_the_default_model(capsys: pytest.CaptureFixture) -> None:
+    clip = str(EXAMPLES / "invoice.ogg")
+    assert main(["transcribe", clip, "--entities", str(EXAMPLES / "entities.txt")]) == 0
+    assert "Quetzal Robotics" in capsys.readouterr().out
