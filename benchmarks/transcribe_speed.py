@@ -23,6 +23,7 @@ import numpy as np
 from biasing import EntityList, build_biased_decoder
 from biasing.datasets import load_dataset
 from biasing.metrics import wer
+from biasing.models import greedy_labels
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "quartznet15x5"
@@ -31,10 +32,8 @@ DISTRACTORS = SHARED / "data" / "earnings21" / "bias_lists" / "distractor_list.t
 
 
 def greedy(logprobs: np.ndarray, labels: list[str]) -> str:
-    """Best unit per frame, repeats collapsed, blanks dropped."""
-    best = logprobs.argmax(axis=1)
-    keep = np.r_[True, best[1:] != best[:-1]]
-    return " ".join("".join(labels[i] for i in best[keep]).split())
+    """Greedy CTC transcript, whitespace normalised."""
+    return " ".join("".join(greedy_labels(logprobs, labels)).split())
 
 
 def distractor_list(size: int, refs: list[str], seed: int = 0) -> EntityList:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "default_model_dir", "forward_long",
-           "load_model"]
+           "greedy_labels", "load_model"]
 
 # Spec prefixes understood by ``load_model``, with what follows the colon.
 MODEL_KINDS: dict[str, str] = {
@@ -200,6 +200,15 @@ def forward_long(
         hidden={k: np.concatenate([p.hidden[k] for p in pieces]) for k in pieces[0].hidden},
         heads={k: np.concatenate([p.heads[k] for p in pieces]) for k in pieces[0].heads},
     )
+
+
+def greedy_labels(logprobs: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """Greedy CTC: the best label per frame of (frames, classes) scores, repeats merged and
+    blanks (``""``) dropped. Join the result as the labels need (characters, pieces, phones)."""
+    best = np.asarray(logprobs).argmax(axis=1)
+    keep = np.ones(len(best), dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    return [labels[i] for i in best[keep] if labels[i] != ""]
 
 
 def _check_waves(waves: Sequence[np.ndarray], min_samples: int = 1) -> list[np.ndarray]:

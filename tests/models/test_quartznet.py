@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="model tests need torch: pip install 'ctc-biasing[torch]'")
 
 from biasing.metrics import edit_distance
-from biasing.models import ModelOutput, forward_long, load_model
+from biasing.models import ModelOutput, forward_long, greedy_labels, load_model
 from biasing.models.frontend import (
     LogMelFrontend,
     frontend_config_from_json,
@@ -31,10 +31,7 @@ DEMO_TRANSCRIPT = (
 
 
 def _greedy(logprobs: np.ndarray, labels: list[str]) -> str:
-    ids = logprobs.argmax(axis=1)
-    keep = np.ones(len(ids), dtype=bool)
-    keep[1:] = ids[1:] != ids[:-1]
-    return "".join(labels[i] for i in ids[keep])
+    return "".join(greedy_labels(logprobs, labels))
 
 
 def _read_demo(folder: Path) -> np.ndarray:

@@ -15,13 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from biasing.audio import load_audio
 from biasing.datasets import load_dataset
 from biasing.lexicon import pronounce_batch, strip_stress
 from biasing.metrics import edit_distance, normalize_text
-from biasing.models import load_model
+from biasing.models import greedy_labels, load_model
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "data" / "recipes" / "tts_testset"))
@@ -33,14 +31,6 @@ SETS = {  # name -> (title, folder, split)
     "heldout": ("held-out voices", Path.home() / ".cache" / "ctc-biasing" / "default_model" /
                 "tts_heldout", "test"),
 }
-
-
-def collapse(logprobs: np.ndarray, labels: list[str]) -> list[str]:
-    """Greedy CTC: best label per frame, repeats merged, blanks (``""``) dropped."""
-    best = logprobs.argmax(axis=1)
-    keep = np.ones(len(best), dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    return [labels[i] for i in best[keep] if labels[i] != ""]
 
 
 def pieces_text(pieces: list[str]) -> str:
@@ -81,7 +71,7 @@ def main() -> None:
                 heads = {"final": out.logprobs, **out.heads}
                 for head, logprobs in heads.items():
                     labels = model.head_labels.get(head, model.labels)
-                    hyp = collapse(logprobs, labels)
+                    hyp = greedy_labels(logprobs, labels)
                     if head == "phones":
                         target = [p for w in ref for p in lexicon[w]]
                         errs = edit_distance(target, hyp), len(target)

@@ -53,6 +53,7 @@ import torch
 from biasing.lexicon import pronounce_batch, strip_stress
 from biasing.lexicon.arpabet import BASE_PHONES
 from biasing.metrics import normalize_text, wer
+from biasing.models import greedy_labels
 from biasing.models.frontend import LogMelFrontend
 from biasing.models.quartznet import (
     HeadSpec,
@@ -339,14 +340,9 @@ def ctc(logits: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]],
 
 
 def greedy(logits: torch.Tensor, length: int, pieces: list[str]) -> str:
-    ids = logits[:, :length].argmax(dim=0).tolist()
-    blank = len(pieces)
-    out, previous = [], blank
-    for i in ids:
-        if i != previous and i != blank:
-            out.append(pieces[i])
-        previous = i
-    return "".join(out).replace("▁", " ").strip()
+    """Greedy transcript of (classes, frames) ``logits``; the blank is the class after ``pieces``."""
+    labels = list(pieces) + [""]
+    return "".join(greedy_labels(logits[:, :length].T.numpy(), labels)).replace("▁", " ").strip()
 
 
 # -------------------------------------------------------------------------------- training
