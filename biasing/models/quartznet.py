@@ -15,8 +15,10 @@ Intermediate layers: layer index ``i`` is the output of ``blocks.i`` (after its 
 ReLU), shape (frames, channels), at the same frame rate as the log-probabilities. For
 QuartzNet 15x5 the valid indices are 0..14.
 
-Auxiliary CTC heads (optional, ``"heads"`` in config.json): a pointwise projection of one
-block's output to its own classes (``heads.NAME.proj`` weight + bias). A head with
+Auxiliary CTC heads (optional, ``"heads"`` in config.json): a projection of one block's
+output to its own classes (``heads.NAME.proj`` weight + bias), optionally after a depthwise
+convolution (``"kernel"``, ``heads.NAME.dw``) and a pointwise ReLU layer (``"hidden"``,
+``heads.NAME.hidden`` weight + bias). A head with
 ``"feedback": true`` is self-conditioned (Nozaki & Komatsu, 2021): the softmax of its
 logits goes back through ``heads.NAME.back`` (classes -> channels, no bias) and is added to
 the block output the next block reads, so later layers see an estimate of earlier outputs.
@@ -104,27 +106,49 @@ class HeadSpec:
     layer: int  # block whose output the head reads
     classes: int  # output classes, CTC blank included
     feedback: bool  # self-conditioned: its posteriors are added back into the block output
+    kernel: int = 1  # > 1: a depthwise convolution over this many frames reads the block first
+    hidden: int = 0  # > 0: a pointwise layer of this many ReLU units before the projection
 
 
 class CTCHead(nn.Module):
-    """Pointwise projection to CTC logits, optionally fed back (self-conditioned CTC)."""
+    """CTC logits from one block's output, optionally fed back (self-conditioned CTC).
 
+    ``[dw (depthwise, spec.kernel frames)] -> [hidden (pointwise) -> ReLU] -> proj``: the
+    bracketed parts exist when ``spec.kernel > 1`` and ``spec.hidden > 0``; the plain head is
+    a pointwise projection.
+    """
+
+    dw: nn.Conv2d | None
+    hidden: nn.Conv2d | None
     back: nn.Conv2d | None
 
     def __init__(self, channels: int, spec: HeadSpec) -> None:
         super().__init__()
+        if spec.kernel < 1 or spec.kernel % 2 == 0 or spec.hidden < 0:
+            raise ValueError(f"head {spec.name!r}: kernel {spec.kernel} must be odd and "
+                             f"positive, hidden {spec.hidden} not negative")
         self.spec = spec
-        # A new head starts at zero: uniform posteriors (CTC loss at its chance level rather
-        # than confidently wrong) and no feedback, so the network's function is unchanged.
-        self.proj = nn.Conv2d(channels, spec.classes, 1)
+        self.dw = (nn.Conv2d(channels, channels, (1, spec.kernel), padding=(0, spec.kernel // 2),
+                             groups=channels, bias=False) if spec.kernel > 1 else None)
+        self.hidden = nn.Conv2d(channels, spec.hidden, 1) if spec.hidden else None
+        # A new head's projection starts at zero: uniform posteriors (CTC loss at its chance
+        # level rather than confidently wrong) and no feedback, so the network is unchanged.
+        self.proj = nn.Conv2d(spec.hidden or channels, spec.classes, 1)
         for param in self.proj.parameters():
             nn.init.zeros_(param)
         self.back = nn.Conv2d(spec.classes, channels, 1, bias=False) if spec.feedback else None
         if self.back is not None:
             nn.init.zeros_(self.back.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, classes, 1, T) for a (B, channels, 1, T) block output."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, classes, 1, T) for a (B, channels, 1, T) block output.
+
+        ``mask`` (B, 1, 1, T) zeroes padded frames before the depthwise convolution.
+        """
+        if self.dw is not None:
+            x = self.dw(x if mask is None else x * mask)
+        if self.hidden is not None:
+            x = torch.relu(self.hidden(x))
         return self.proj(x)
 
     def feedback(self, logits: torch.Tensor) -> torch.Tensor:
@@ -272,7 +296,7 @@ class QuartzNet(nn.Module):
             # heads read the block output; fed-back posteriors reach the following blocks
             block_output = x
             for head in by_layer.get(index, ()):
-                logits = head(block_output)
+                logits = head(block_output, mask)
                 heads[head.spec.name] = logits.squeeze(2)
                 if head.back is not None:
                     x = x + head.feedback(logits)
@@ -502,10 +526,11 @@ def _head_specs(config: dict[str, Any], folder: Path) -> list[HeadSpec]:
     for entry in config.get("heads", []):
         try:
             heads.append(HeadSpec(str(entry["name"]), int(entry["layer"]), int(entry["classes"]),
-                                  bool(entry.get("feedback", False))))
+                                  bool(entry.get("feedback", False)),
+                                  int(entry.get("kernel", 1)), int(entry.get("hidden", 0))))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{folder / 'config.json'}: bad head entry {entry!r}; expected "
-                             "name, layer, classes and optional feedback") from err
+                             "name, layer, classes and optional feedback, kernel, hidden") from err
     return heads
 
 

@@ -128,3 +128,37 @@ def test_forward_long_stitches_heads(tmp_path: Path) -> None:
     whole = model.forward([wave])[0]
     long = forward_long(model, wave, chunk_s=1.0, overlap_s=0.4)
     assert long.heads["phones"].shape == whole.heads["phones"].shape
+
+
+def _with_deep_phone_head(folder: Path) -> Path:
+    """``_with_heads`` whose phone head has a depthwise convolution and a hidden layer."""
+    _with_heads(folder)
+    config = json.loads((folder / "config.json").read_text())
+    weights = _read_weights(folder / "weights.npz")
+    config["heads"][1].update(kernel=3, hidden=8)
+    rng = np.random.default_rng(2)
+    weights["heads.phones.dw.weight"] = rng.standard_normal((24, 1, 3)).astype("f4")
+    weights["heads.phones.hidden.weight"] = rng.standard_normal((8, 24, 1)).astype("f4")
+    weights["heads.phones.hidden.bias"] = rng.standard_normal(8).astype("f4")
+    weights["heads.phones.proj.weight"] = rng.standard_normal((len(PHONES), 8, 1)).astype("f4")
+    (folder / "config.json").write_text(json.dumps(config))
+    np.savez(folder / "weights.npz", **weights)
+    return folder
+
+
+def test_deep_head_gives_the_same_frames_alone_and_in_a_padded_batch(tmp_path: Path) -> None:
+    model = load_model(f"quartznet:{_with_deep_phone_head(tmp_path)}")
+    waves = _waves()
+    batched = model.forward(waves)
+    for wave, together in zip(waves, batched):
+        alone = model.forward([wave])[0]
+        np.testing.assert_allclose(alone.heads["phones"], together.heads["phones"], atol=1e-4)
+
+
+def test_even_head_kernel_is_rejected(tmp_path: Path) -> None:
+    folder = _with_deep_phone_head(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["heads"][1]["kernel"] = 4
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="kernel 4 must be odd"):
+        load_model(f"quartznet:{folder}")

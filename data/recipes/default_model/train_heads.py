@@ -1,0 +1,417 @@
+"""Stage 2 of the default model: new CTC heads trained on the frozen stage-1 encoder.
+
+``train.py`` fine-tunes the whole network, about 5 s a step on 2 CPU cores; a new
+sentencepiece head trained that way sat in CTC's all-blank plateau for the few hundred
+steps a session allows. Here the encoder of a model folder (stage 1, its old auxiliary
+heads removed) runs once over the training audio and the outputs the new heads read are
+cached (float16, ``RUN/cache``); the heads then train on the cache for many epochs, about a
+minute each.
+
+Heads (each: depthwise convolution over a few frames, a pointwise ReLU layer, the
+projection; ``CTCHead``):
+
+- ``output``: the new main output over ``--vocab`` sentencepiece units + blank, reading
+  ``epilog.1`` (it becomes ``epilog.2`` + ``head`` of the exported folder);
+- ``ctc_5``, ``ctc_11``: intermediate subword CTC heads on blocks 5 and 11;
+- ``phones``: 39 stressless ARPAbet phones + blank on block 11 (targets from CMUdict / G2P).
+
+The encoder is frozen, so the intermediate heads are exported without feedback: a
+self-conditioning projection trained here would change the inputs of the blocks above it
+and with them every cached feature.
+
+Inputs are scaled per channel to unit RMS for training; the scale is folded into each
+head's first convolution on export, so the exported folder computes the same function.
+
+Data as ``train.py``: speechocean762 train (100 utterances kept for validation) and the
+synthetic training speech; ``--copies 2`` adds one augmented pass (speed, noise,
+reverberation, gain, SpecAugment) to the clean one. Resumable (``RUN/heads.pt`` every
+epoch, keeping each head's best validation state); ``RUN/log.tsv`` logs.
+
+    python data/recipes/default_model/train_heads.py RUN [--base data/models/default]
+    python data/recipes/default_model/train_heads.py RUN --export data/models/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from biasing.lexicon.arpabet import BASE_PHONES
+from biasing.metrics import edit_distance, wer
+from biasing.models import greedy_labels
+from biasing.models.frontend import LogMelFrontend
+from biasing.models.quartznet import (
+    CTCHead,
+    HeadSpec,
+    QuartzNet,
+    _conv_specs,
+    _frontend_config,
+    _read_weights,
+    quantize_int8,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train import (
+    PREPARED,
+    ROOT,
+    Utterance,
+    augment,
+    ctc,
+    load_corpus,
+    phone_sequence,
+    spec_augment,
+    train_tokenizer,
+)
+
+SOURCES = {"block5": 1 << 8, "block11": 1 << 9, "epilog": 1 << 10}  # name -> channels
+HEADS = {  # name -> (source, units, kernel, hidden)
+    "output": ("epilog", "pieces", 9, 512),
+    "ctc_5": ("block5", "pieces", 9, 256),
+    "ctc_11": ("block11", "pieces", 9, 384),
+    "phones": ("block11", "phones", 9, 384),
+}
+BATCH_FRAMES = 12_000  # padded frames per training batch (about 4 minutes of audio)
+
+
+def base_network(folder: Path) -> tuple[QuartzNet, LogMelFrontend, dict, dict[str, np.ndarray]]:
+    """The stage-1 network of ``folder`` without its auxiliary heads, and its weights."""
+    config = json.loads((folder / "config.json").read_text())
+    weights = {k: v for k, v in _read_weights(folder / "weights.npz").items()
+               if not k.startswith("heads.")}
+    network = QuartzNet(_conv_specs(config, weights))
+    state = {name: torch.from_numpy(weights[name.replace("subs.", "sub.")].reshape(p.shape))
+             for name, p in network.state_dict().items()}
+    network.load_state_dict(state)
+    return network.eval(), LogMelFrontend(_frontend_config(config)).eval(), config, weights
+
+
+def cache_features(network: QuartzNet, frontend: LogMelFrontend, corpus: list[Utterance],
+                   out: Path, augmented: bool, seed: int) -> None:
+    """Run the encoder over ``corpus`` and store block 5, block 11 and epilog.1 outputs."""
+    captured: dict[str, torch.Tensor] = {}
+    hook = network.head.register_forward_hook(
+        lambda module, inputs, output: captured.__setitem__("epilog", inputs[0]))
+    order = sorted(range(len(corpus)), key=lambda i: len(corpus[i].wave))
+    rng = np.random.default_rng(seed)
+    waves = [corpus[i].wave.astype(np.float32) / 32768 for i in order]
+    if augmented:
+        waves = [augment(w, rng) for w in waves]
+    frames = [len(w) // 320 + 2 for w in waves]  # upper bound; trimmed below
+    total = sum(frames)
+    arrays = {name: np.lib.format.open_memmap(out / f"{name}.npy", "w+", np.float16,
+                                              (total, channels))
+              for name, channels in SOURCES.items()}
+    offsets, lengths, ids = [], [], []
+    position, start = 0, 0
+    started = time.time()
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and len(waves[stop]) * (stop - start + 1) <= 160 * 16000:
+            stop += 1
+        batch = waves[start:stop]
+        n = torch.tensor([len(w) for w in batch])
+        padded = torch.zeros(len(batch), int(n.max()))
+        for row, wave in enumerate(batch):
+            padded[row, : len(wave)] = torch.from_numpy(wave)
+        with torch.inference_mode():
+            feats, feat_lengths = frontend(padded, n)
+            if augmented:
+                spec_augment(feats, feat_lengths, rng)
+            result = network(feats, feat_lengths, layers=(5, 11))
+        outputs = {"block5": result.hidden[5], "block11": result.hidden[11],
+                   "epilog": captured["epilog"].squeeze(2)}
+        for row, length in enumerate(result.lengths.tolist()):
+            for name, array in arrays.items():
+                array[position:position + length] = (
+                    outputs[name][row, :, :length].T.numpy().astype(np.float16))
+            offsets.append(position)
+            lengths.append(length)
+            ids.append(corpus[order[start + row]].utt_id)
+            position += length
+        start = stop
+        print(f"cached {start}/{len(order)} {time.time() - started:.0f}s", flush=True)
+    hook.remove()
+    for array in arrays.values():
+        array.flush()
+    (out / "index.json").write_text(json.dumps(
+        {"ids": ids, "offsets": offsets, "lengths": lengths, "frames": position}))
+    (out / "done").touch()
+
+
+class Cache:
+    """Cached encoder outputs of one pass over a corpus, in RAM."""
+
+    def __init__(self, folder: Path) -> None:
+        index = json.loads((folder / "index.json").read_text())
+        self.ids: list[str] = index["ids"]
+        self.offsets: list[int] = index["offsets"]
+        self.lengths: list[int] = index["lengths"]
+        self.arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")[: index["frames"]]
+                       for name in SOURCES}
+        self.arrays = {name: np.ascontiguousarray(a) for name, a in self.arrays.items()}
+
+    def batch(self, items: list[int], source: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, channels, 1, T) float32 channels-last inputs and (B,) lengths."""
+        lengths = [self.lengths[i] for i in items]
+        out = np.zeros((len(items), max(lengths), SOURCES[source]), dtype=np.float32)
+        for row, i in enumerate(items):
+            out[row, : lengths[row]] = self.arrays[source][self.offsets[i]:
+                                                           self.offsets[i] + lengths[row]]
+        x = torch.from_numpy(out).permute(0, 2, 1).unsqueeze(2)
+        return x.contiguous(memory_format=torch.channels_last), torch.tensor(lengths)
+
+
+def batches(cache: Cache, seed: int) -> list[list[int]]:
+    order = sorted(range(len(cache.ids)), key=lambda i: cache.lengths[i])
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and cache.lengths[i] * (len(current) + 1) > BATCH_FRAMES:
+            out.append(current)
+            current = []
+        current.append(i)
+    out.append(current)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def frame_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    frames = torch.arange(x.shape[-1])
+    return (frames[None, :] < lengths[:, None])[:, None, None, :].to(x.dtype)
+
+
+def make_heads(pieces: int) -> dict[str, CTCHead]:
+    heads = {}
+    for name, (source, units, kernel, hidden) in HEADS.items():
+        classes = pieces + 1 if units == "pieces" else len(BASE_PHONES) + 1
+        heads[name] = CTCHead(SOURCES[source], HeadSpec(name, 0, classes, False, kernel, hidden))
+    return heads
+
+
+def scales(cache: Cache) -> dict[str, torch.Tensor]:
+    """Per-channel 1 / RMS of each source, from every 7th frame."""
+    return {name: torch.from_numpy(1.0 / np.sqrt((a[::7].astype(np.float32) ** 2).mean(0)
+                                                 + 1e-6)).float()
+            for name, a in cache.arrays.items()}
+
+
+def evaluate(heads: dict[str, CTCHead], cache: Cache, scale: dict[str, torch.Tensor],
+             refs: dict[str, dict[str, list[int]]], labels: dict[str, list[str]]
+             ) -> dict[str, float]:
+    """Greedy error rate per head: word error rate for pieces, phone error rate for phones."""
+    errors = {}
+    with torch.no_grad():
+        for name, head in heads.items():
+            source, units = HEADS[name][:2]
+            head.eval()
+            hyps, truths = [], []
+            for i in range(len(cache.ids)):
+                x, n = cache.batch([i], source)
+                logits = head(x * scale[source].view(1, -1, 1, 1))
+                lp = torch.log_softmax(logits[0, :, 0, :], dim=0).T.numpy()
+                hyps.append(greedy_labels(lp, labels[units]))
+                truths.append([labels[units][t] for t in refs[units][cache.ids[i]]])
+            if units == "pieces":
+                errors[name] = float(wer(["".join(t).replace("▁", " ").strip() for t in truths],
+                                   ["".join(h).replace("▁", " ").strip() for h in hyps]))
+            else:
+                errors[name] = (sum(edit_distance(t, h) for t, h in zip(truths, hyps))
+                                / max(1, sum(len(t) for t in truths)))
+    return errors
+
+
+def export(run: Path, base: Path, out: Path) -> None:
+    """Write ``out``: the stage-1 encoder of ``base`` with the best heads of ``run``."""
+    state = torch.load(run / "heads.pt", map_location="cpu", weights_only=False)
+    config = json.loads((base / "config.json").read_text())
+    weights = {k: v for k, v in _read_weights(base / "weights.npz").items()
+               if not k.startswith("heads.")}
+    pieces = state["pieces"]
+    conv = {c["name"]: c for c in config["convolutions"]}
+    head_entries = []
+    for name, (source, units, kernel, hidden) in HEADS.items():
+        params = {k: v.float().numpy() for k, v in state["best"][name].items()}
+        scale = state["scale"][source].numpy()
+        first = "dw" if kernel > 1 else "hidden" if hidden else "proj"
+        if first == "dw":  # depthwise: channel c's taps read only channel c
+            params["dw.weight"] = params["dw.weight"] * scale[:, None, None, None]
+        else:
+            params[f"{first}.weight"] = params[f"{first}.weight"] * scale[None, :, None, None]
+        params = {k: v[:, :, 0, :] if v.ndim == 4 else v for k, v in params.items()}
+        if name == "output":  # epilog.2 (dw + pw) and the new main head
+            weights["epilog.2.dw.weight"] = params["dw.weight"]
+            weights["epilog.2.pw.weight"] = params["hidden.weight"]
+            weights["epilog.2.pw.bias"] = params["hidden.bias"]
+            weights["head.weight"] = params["proj.weight"]
+            weights["head.bias"] = params["proj.bias"]
+            channels = SOURCES[source]
+            epilog = [
+                {"name": "epilog.2.dw", "out_channels": channels, "kernel_size": kernel,
+                 "stride": 1, "padding": kernel // 2, "dilation": 1, "groups": channels,
+                 "bias": False},
+                {"name": "epilog.2.pw", "out_channels": hidden, "kernel_size": 1, "stride": 1,
+                 "padding": 0, "dilation": 1, "groups": 1, "bias": True}]
+            conv["head"] = dict(conv["head"], out_channels=len(pieces) + 1)
+            names = [c["name"] for c in config["convolutions"] if c["name"] != "head"]
+            config["convolutions"] = [conv[n] for n in names] + epilog + [conv["head"]]
+        else:
+            for key, value in params.items():
+                weights[f"heads.{name}.{key}"] = value
+            head_entries.append({"name": name, "layer": int(source.removeprefix("block")),
+                                 "classes": int(params["proj.bias"].shape[0]),
+                                 "feedback": False, "kernel": kernel, "hidden": hidden})
+    config["labels"] = pieces
+    config["blank_index"] = len(pieces)
+    config["tokenizer"] = "tokenizer.model"
+    config["heads"] = head_entries
+    config["head_labels"] = {e["name"]: (pieces if HEADS[e["name"]][1] == "pieces"
+                                         else list(BASE_PHONES)) + [""] for e in head_entries}
+    config["model"] = ("ctc-biasing default: QuartzNet 15x5 encoder fine-tuned, with a "
+                       "sentencepiece output head, intermediate sentencepiece CTC heads and a "
+                       "phone head")
+    config["heads_epochs"] = int(state["epoch"])
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "weights.npz", **quantize_int8(weights))
+    (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    shutil.copyfile(run / "tokenizer.model", out / "tokenizer.model")
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
+    print(f"wrote {out} ({size:.1f} MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--base", type=Path, default=ROOT / "data" / "models" / "default",
+                        help="stage-1 model folder whose encoder stays frozen")
+    parser.add_argument("--export", type=Path, help="write a model folder and stop")
+    parser.add_argument("--vocab", type=int, default=256)
+    parser.add_argument("--copies", type=int, default=1, choices=(1, 2),
+                        help="cached passes over the training audio: clean, + augmented")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--minutes", type=float, default=1e9)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="smoke test: first N utterances")
+    args = parser.parse_args()
+    if args.export is not None:
+        export(args.run, args.base, args.export)
+        return
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.time()
+    args.run.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        with (args.run / "log.tsv").open("a") as out:
+            out.write(line + "\n")
+
+    corpus = load_corpus(PREPARED / "train_audio.npz")
+    if args.limit:
+        corpus = corpus[:: len(corpus) // args.limit]
+    valid_ids = sorted(u.utt_id for u in corpus if u.source == "speechocean762")
+    valid_ids = valid_ids[::max(1, len(valid_ids) // 100)][:100]  # the validation set of train.py
+    valid = [u for u in corpus if u.utt_id in set(valid_ids)]
+    train = [u for u in corpus if u.utt_id not in set(valid_ids)]
+    spm_path = args.run / "tokenizer.model"
+    if not spm_path.is_file():
+        train_tokenizer([u.text for u in train], args.vocab, spm_path)
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(spm_path))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    lexicon: dict[str, tuple[str, ...]] = {}
+    phone_index = {p: i for i, p in enumerate(BASE_PHONES)}
+    refs = {"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
+            "phones": {u.utt_id: [phone_index[p] for p in phone_sequence(u.text, lexicon)]
+                       for u in corpus}}
+    labels = {"pieces": pieces + [""], "phones": list(BASE_PHONES) + [""]}
+
+    network, frontend, _, _ = base_network(args.base)
+    passes = [("valid", valid, False)] + [(f"train{c}", train, c > 0) for c in range(args.copies)]
+    for name, utts, augmented in passes:
+        folder = args.run / "cache" / name
+        if not (folder / "done").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            cache_features(network, frontend, utts, folder, augmented, args.seed)
+    valid_cache = Cache(args.run / "cache" / "valid")
+    train_caches = [Cache(args.run / "cache" / f"train{c}") for c in range(args.copies)]
+    log(f"cached {sum(len(c.ids) for c in train_caches)} training passes, "
+        f"{sum(sum(c.lengths) for c in train_caches)} frames, {time.time() - started:.0f}s")
+
+    heads = make_heads(len(pieces))
+    params = [p for head in heads.values() for p in head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    checkpoint = args.run / "heads.pt"
+    epoch = 0
+    scale = scales(train_caches[0])
+    best = {name: (float("inf"), {k: v.clone() for k, v in h.state_dict().items()})
+            for name, h in heads.items()}
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        for name, head in heads.items():
+            head.load_state_dict(state["heads"][name])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, scale = state["epoch"], state["scale"]
+        best = {name: (state["best_error"][name], state["best"][name]) for name in heads}
+        log(f"resumed after epoch {epoch}")
+    steps_per_epoch = sum(len(batches(c, 0)) for c in train_caches)
+    total_steps = steps_per_epoch * args.epochs
+    while epoch < args.epochs and (time.time() - started) / 60 < args.minutes:
+        for head in heads.values():
+            head.train()
+        work = [(c, b) for c in train_caches for b in batches(c, args.seed + epoch)]
+        random.Random(args.seed + epoch).shuffle(work)
+        sums = dict.fromkeys(heads, 0.0)
+        for position, (cache, items) in enumerate(work):
+            step = epoch * steps_per_epoch + position
+            warm = min(1.0, (step + 1) / 200)
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr * warm * 0.5 * (1 + np.cos(np.pi * step / total_steps))
+            losses = []
+            inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+            for name, head in heads.items():
+                source, units = HEADS[name][:2]
+                if source not in inputs:
+                    x, n = cache.batch(items, source)
+                    inputs[source] = (x * scale[source].view(1, -1, 1, 1), n)
+                x, n = inputs[source]
+                loss = ctc(head(x, frame_mask(x, n)).squeeze(2), n,
+                           [refs[units][cache.ids[i]] for i in items], len(labels[units]) - 1)
+                losses.append(loss)
+                sums[name] += loss.item()
+            optimizer.zero_grad()
+            torch.stack(losses).sum().backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            if position % 50 == 0:
+                print(f"epoch {epoch} step {position}/{len(work)} "
+                      + " ".join(f"{k} {v.item():.3f}" for k, v in zip(heads, losses))
+                      + f" {time.time() - started:.0f}s", flush=True)
+        epoch += 1
+        errors = evaluate(heads, valid_cache, scale, refs, labels)
+        for name, head in heads.items():
+            if errors[name] < best[name][0]:
+                best[name] = (float(errors[name]), {k: v.clone() for k, v in head.state_dict().items()})
+        log(f"epoch {epoch}\t" + "\t".join(
+            f"{name} loss {sums[name] / len(work):.3f} err {100 * errors[name]:.1f}"
+            for name in heads) + f"\t{time.time() - started:.0f}s")
+        torch.save({"heads": {n: h.state_dict() for n, h in heads.items()},
+                    "optimizer": optimizer.state_dict(), "epoch": epoch, "scale": scale,
+                    "best": {n: b[1] for n, b in best.items()},
+                    "best_error": {n: b[0] for n, b in best.items()}, "pieces": pieces},
+                   checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+
+
+if __name__ == "__main__":
+    main()
