@@ -228,8 +228,12 @@ def evaluate(heads: dict[str, CTCHead], cache: Cache, scale: dict[str, torch.Ten
     return errors
 
 
-def export(run: Path, base: Path, out: Path) -> None:
-    """Write ``out``: the stage-1 encoder of ``base`` with the best heads of ``run``."""
+def export(run: Path, base: Path, out: Path, output: str = "pieces") -> None:
+    """Write ``out``: the stage-1 encoder of ``base`` with the best heads of ``run``.
+
+    ``output="chars"`` keeps the character output of ``base`` and adds only the auxiliary
+    heads (their sentencepiece model is written next to them as ``tokenizer.model``).
+    """
     state = torch.load(run / "heads.pt", map_location="cpu", weights_only=False)
     config = json.loads((base / "config.json").read_text())
     weights = {k: v for k, v in _read_weights(base / "weights.npz").items()
@@ -246,6 +250,8 @@ def export(run: Path, base: Path, out: Path) -> None:
         else:
             params[f"{first}.weight"] = params[f"{first}.weight"] * scale[None, :, None, None]
         params = {k: v[:, :, 0, :] if v.ndim == 4 else v for k, v in params.items()}
+        if name == "output" and output == "chars":
+            continue
         if name == "output":  # epilog.2 (dw + pw) and the new main head
             weights["epilog.2.dw.weight"] = params["dw.weight"]
             weights["epilog.2.pw.weight"] = params["hidden.weight"]
@@ -268,15 +274,18 @@ def export(run: Path, base: Path, out: Path) -> None:
             head_entries.append({"name": name, "layer": int(source.removeprefix("block")),
                                  "classes": int(params["proj.bias"].shape[0]),
                                  "feedback": False, "kernel": kernel, "hidden": hidden})
-    config["labels"] = pieces
-    config["blank_index"] = len(pieces)
-    config["tokenizer"] = "tokenizer.model"
+    if output == "pieces":
+        config["labels"] = pieces
+        config["blank_index"] = len(pieces)
+        config["tokenizer"] = "tokenizer.model"
+    else:
+        config["head_tokenizer"] = "tokenizer.model"  # the sentencepiece model of ctc_5/11
     config["heads"] = head_entries
     config["head_labels"] = {e["name"]: (pieces if HEADS[e["name"]][1] == "pieces"
                                          else list(BASE_PHONES)) + [""] for e in head_entries}
-    config["model"] = ("ctc-biasing default: QuartzNet 15x5 encoder fine-tuned, with a "
-                       "sentencepiece output head, intermediate sentencepiece CTC heads and a "
-                       "phone head")
+    config["model"] = (f"ctc-biasing default: QuartzNet 15x5 encoder fine-tuned, with "
+                       f"{'a sentencepiece' if output == 'pieces' else 'its character'} output "
+                       "head, intermediate sentencepiece CTC heads and a phone head")
     config["heads_epochs"] = int(state["epoch"])
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "weights.npz", **quantize_int8(weights))
@@ -292,6 +301,8 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=ROOT / "data" / "models" / "default",
                         help="stage-1 model folder whose encoder stays frozen")
     parser.add_argument("--export", type=Path, help="write a model folder and stop")
+    parser.add_argument("--output", choices=("pieces", "chars"), default="pieces",
+                        help="with --export: the main output the folder gets")
     parser.add_argument("--vocab", type=int, default=256)
     parser.add_argument("--copies", type=int, default=1, choices=(1, 2),
                         help="cached passes over the training audio: clean, + augmented")
@@ -303,7 +314,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="smoke test: first N utterances")
     args = parser.parse_args()
     if args.export is not None:
-        export(args.run, args.base, args.export)
+        export(args.run, args.base, args.export, args.output)
         return
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
