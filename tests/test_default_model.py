@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sentencepiece as spm
 
 pytest.importorskip("torch")
 
@@ -41,7 +42,10 @@ def test_default_model_is_bundled_with_its_heads() -> None:
     model = load_model("default")
     assert model.labels[-1] == "" and model.labels[1:27] == list("abcdefghijklmnopqrstuvwxyz")
     assert set(model.head_labels) == {"ctc_5", "ctc_11", "phones"}
-    assert model.head_labels["ctc_5"] == model.labels
+    # the intermediate heads speak the sentencepiece units of the bundled tokenizer
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    assert model.head_labels["ctc_5"] == model.head_labels["ctc_11"] == pieces + [""]
     assert model.head_labels["phones"][-1] == "" and "ZH" in model.head_labels["phones"]
     out = model.forward([load_audio(CLIPS[0], model.sample_rate)], layers=(5, 11))[0]
     assert out.heads["phones"].shape == (len(out.logprobs), 40)
@@ -72,10 +76,21 @@ def test_phone_head_hears_the_pronunciation() -> None:
     out = model.forward([load_audio(clip, model.sample_rate)])[0]
     hyp = greedy_labels(out.heads["phones"], labels)
     ref = [p for prons in pronounce_batch(text.split()) for p in strip_stress(prons[0])]
-    # the phone head is weak (trained for 135 steps; see the model card): 61% here
-    assert edit_distance(ref, hyp) / len(ref) < 0.75, (ref, hyp)
-    assert {"R", "T", "M", "IY"} <= set(hyp)
+    # 17% here (12.5% over the held-out voices, see the model card)
+    assert edit_distance(ref, hyp) / len(ref) < 0.3, (ref, hyp)
     assert np.isfinite(out.heads["phones"]).all()
+
+
+def test_intermediate_subword_head_reads_the_sentence() -> None:
+    model = load_model("default")
+    clip = EXAMPLES / "travel.ogg"
+    ref = "our flight to reykjavik leaves after the zerodha meeting".split()
+    out = model.forward([load_audio(clip, model.sample_rate)])[0]
+    hyp = "".join(greedy_labels(out.heads["ctc_11"], model.head_labels["ctc_11"]))
+    words = hyp.replace("▁", " ").split()
+    # block 11 of 15: about half the words right (46% greedy WER on the held-out voices)
+    assert edit_distance(ref, words) / len(ref) < 0.75, words
+    assert {"flight", "meeting"} <= set(words), words
 
 
 def test_cli_transcribes_with_the_default_model(capsys: pytest.CaptureFixture) -> None:
