@@ -17,7 +17,8 @@ Output units (``--units``):
   character head (``piece_head_from_chars``), optionally with a frame-level loss on the
   character model's alignment (``--aligned``). On 2 CPU cores this did not get past CTC's
   all-blank plateau within the few hundred steps a session allows (the model card has the
-  numbers); it is here for a longer run or a GPU.
+  numbers); it is here for a longer run or a GPU. ``train_heads.py`` (stage 2) trains new
+  heads on the frozen result of this script instead.
 
 Loss: ``(1 - inter) * ctc(final) + inter * mean(ctc(ctc_5), ctc(ctc_11)) + phone *
 ctc(phones)`` (plus ``aligned`` times the frame losses for pieces).
