@@ -349,15 +349,17 @@ def greedy(logits: torch.Tensor, length: int, pieces: list[str]) -> str:
 # -------------------------------------------------------------------------------- training
 
 
-def batches(corpus: list[Utterance], max_seconds: float, max_items: int,
-            seed: int) -> list[list[int]]:
-    """Length-sorted batches of about ``max_seconds`` of padded audio, in random order."""
-    order = sorted(range(len(corpus)), key=lambda i: len(corpus[i].wave))
+def batches(lengths: list[int], budget: float, max_items: int, seed: int) -> list[list[int]]:
+    """Length-sorted batches of indices into ``lengths``, in random order.
+
+    A batch holds at most ``max_items`` items and about ``budget`` padded length (its
+    longest item times its size), in the unit of ``lengths`` (samples, frames).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     out: list[list[int]] = []
     current: list[int] = []
     for i in order:
-        longest = len(corpus[i].wave) / RATE
-        if current and (longest * (len(current) + 1) > max_seconds or len(current) >= max_items):
+        if current and (lengths[i] * (len(current) + 1) > budget or len(current) >= max_items):
             out.append(current)
             current = []
         current.append(i)
@@ -486,11 +488,12 @@ def main() -> None:
                          "phones": list(BASE_PHONES) + [""]}}, indent=1))
 
     # batch composition is fixed by length; each epoch only shuffles the batch order
-    n_batches = len(batches(train, args.batch_seconds, 32, args.seed))
+    train_lengths = [len(u.wave) for u in train]
+    n_batches = len(batches(train_lengths, args.batch_seconds * RATE, 32, args.seed))
     blank, phone_blank = len(pieces), len(BASE_PHONES)
     while step < args.steps and (time.time() - started) / 60 < args.minutes:
         epoch, position = divmod(step, n_batches)
-        order = batches(train, args.batch_seconds, 32, args.seed + epoch)
+        order = batches(train_lengths, args.batch_seconds * RATE, 32, args.seed + epoch)
         batch = [train[i] for i in order[position]]
         rng = np.random.default_rng(args.seed * 1_000_003 + step)
         waves = [augment(u.wave.astype(np.float32) / 32768, rng) for u in batch]

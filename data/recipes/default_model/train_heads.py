@@ -53,6 +53,7 @@ from biasing.models.quartznet import (
     HeadSpec,
     QuartzNet,
     _conv_specs,
+    _frame_mask,
     _frontend_config,
     _read_weights,
     quantize_int8,
@@ -64,6 +65,7 @@ from train import (
     ROOT,
     Utterance,
     augment,
+    batches,
     ctc,
     load_corpus,
     phone_sequence,
@@ -154,9 +156,8 @@ class Cache:
         self.ids: list[str] = index["ids"]
         self.offsets: list[int] = index["offsets"]
         self.lengths: list[int] = index["lengths"]
-        self.arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")[: index["frames"]]
-                       for name in SOURCES}
-        self.arrays = {name: np.ascontiguousarray(a) for name, a in self.arrays.items()}
+        self.arrays = {name: np.ascontiguousarray(
+            np.load(folder / f"{name}.npy", mmap_mode="r")[: index["frames"]]) for name in SOURCES}
 
     def batch(self, items: list[int], source: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, channels, 1, T) float32 channels-last inputs and (B,) lengths."""
@@ -167,25 +168,6 @@ class Cache:
                                                            self.offsets[i] + lengths[row]]
         x = torch.from_numpy(out).permute(0, 2, 1).unsqueeze(2)
         return x.contiguous(memory_format=torch.channels_last), torch.tensor(lengths)
-
-
-def batches(cache: Cache, seed: int) -> list[list[int]]:
-    order = sorted(range(len(cache.ids)), key=lambda i: cache.lengths[i])
-    out: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        if current and cache.lengths[i] * (len(current) + 1) > BATCH_FRAMES:
-            out.append(current)
-            current = []
-        current.append(i)
-    out.append(current)
-    random.Random(seed).shuffle(out)
-    return out
-
-
-def frame_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    frames = torch.arange(x.shape[-1])
-    return (frames[None, :] < lengths[:, None])[:, None, None, :].to(x.dtype)
 
 
 def make_heads(pieces: int) -> dict[str, CTCHead]:
@@ -214,7 +196,7 @@ def evaluate(heads: dict[str, CTCHead], cache: Cache, scale: dict[str, torch.Ten
             head.eval()
             hyps, truths = [], []
             for i in range(len(cache.ids)):
-                x, n = cache.batch([i], source)
+                x, _ = cache.batch([i], source)
                 logits = head(x * scale[source].view(1, -1, 1, 1))
                 lp = torch.log_softmax(logits[0, :, 0, :], dim=0).T.numpy()
                 hyps.append(greedy_labels(lp, labels[units]))
@@ -375,12 +357,14 @@ def main() -> None:
         epoch, scale = state["epoch"], state["scale"]
         best = {name: (state["best_error"][name], state["best"][name]) for name in heads}
         log(f"resumed after epoch {epoch}")
-    steps_per_epoch = sum(len(batches(c, 0)) for c in train_caches)
+    steps_per_epoch = sum(len(batches(c.lengths, BATCH_FRAMES, len(c.lengths), 0))
+                          for c in train_caches)
     total_steps = steps_per_epoch * args.epochs
     while epoch < args.epochs and (time.time() - started) / 60 < args.minutes:
         for head in heads.values():
             head.train()
-        work = [(c, b) for c in train_caches for b in batches(c, args.seed + epoch)]
+        work = [(c, b) for c in train_caches
+                for b in batches(c.lengths, BATCH_FRAMES, len(c.lengths), args.seed + epoch)]
         random.Random(args.seed + epoch).shuffle(work)
         sums = dict.fromkeys(heads, 0.0)
         for position, (cache, items) in enumerate(work):
@@ -396,7 +380,7 @@ def main() -> None:
                     x, n = cache.batch(items, source)
                     inputs[source] = (x * scale[source].view(1, -1, 1, 1), n)
                 x, n = inputs[source]
-                loss = ctc(head(x, frame_mask(x, n)).squeeze(2), n,
+                loss = ctc(head(x, _frame_mask(x, n)).squeeze(2), n,
                            [refs[units][cache.ids[i]] for i in items], len(labels[units]) - 1)
                 losses.append(loss)
                 sums[name] += loss.item()
