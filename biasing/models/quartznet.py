@@ -285,15 +285,7 @@ class QuartzNet(nn.Module):
             assert isinstance(head, CTCHead)
             by_layer.setdefault(head.spec.layer, []).append(head)
         for index, block in enumerate(self._blocks()):
-            residual = block.residual(x)
-            y = x
-            subs = block.sub_blocks()
-            last = len(subs) - 1
-            for s, sub in enumerate(subs):
-                y = self._sub(sub, y, mask)
-                if s < last:
-                    y = torch.relu(y)
-            x = torch.relu(y + residual)
+            x = self.run_block(block, x, mask)
             # heads read the block output; fed-back posteriors reach the following blocks
             block_output = x
             for head in by_layer.get(index, ()):
@@ -310,6 +302,17 @@ class QuartzNet(nn.Module):
 
     def _blocks(self) -> list[_Block]:
         return [block for block in self.blocks if isinstance(block, _Block)]
+
+    @classmethod
+    def run_block(cls, block: _Block, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One block on a (B, channels, 1, T) input: sub-blocks + residual, then ReLU."""
+        residual = block.residual(x)
+        subs = block.sub_blocks()
+        for s, sub in enumerate(subs):
+            x = cls._sub(sub, x, mask)
+            if s < len(subs) - 1:
+                x = torch.relu(x)
+        return torch.relu(x + residual)
 
     @staticmethod
     def _sub(unit: _DwPw, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

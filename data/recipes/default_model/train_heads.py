@@ -151,13 +151,13 @@ def cache_features(network: QuartzNet, frontend: LogMelFrontend, corpus: list[Ut
 class Cache:
     """Cached encoder outputs of one pass over a corpus, in RAM."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, sources: tuple[str, ...] = tuple(SOURCES)) -> None:
         index = json.loads((folder / "index.json").read_text())
         self.ids: list[str] = index["ids"]
         self.offsets: list[int] = index["offsets"]
         self.lengths: list[int] = index["lengths"]
         self.arrays = {name: np.ascontiguousarray(
-            np.load(folder / f"{name}.npy", mmap_mode="r")[: index["frames"]]) for name in SOURCES}
+            np.load(folder / f"{name}.npy", mmap_mode="r")[: index["frames"]]) for name in sources}
 
     def batch(self, items: list[int], source: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, channels, 1, T) float32 channels-last inputs and (B,) lengths."""
@@ -210,16 +210,20 @@ def evaluate(heads: dict[str, CTCHead], cache: Cache, scale: dict[str, torch.Ten
     return errors
 
 
-def export(run: Path, base: Path, out: Path, output: str = "pieces") -> None:
+def export(run: Path, base: Path, out: Path, output: str = "pieces",
+           state_file: str = "heads.pt") -> None:
     """Write ``out``: the stage-1 encoder of ``base`` with the best heads of ``run``.
 
-    ``output="chars"`` keeps the character output of ``base`` and adds only the auxiliary
-    heads (their sentencepiece model is written next to them as ``tokenizer.model``).
+    ``output="chars"`` keeps the character output and adds only the auxiliary heads (their
+    sentencepiece model is written next to them as ``tokenizer.model``). A ``state_file``
+    of ``train_top.py`` (``top_best.pt``) also replaces the convolutions it fine-tuned and
+    gives its heads with a ``back`` projection feedback.
     """
-    state = torch.load(run / "heads.pt", map_location="cpu", weights_only=False)
+    state = torch.load(run / state_file, map_location="cpu", weights_only=False)
     config = json.loads((base / "config.json").read_text())
     weights = {k: v for k, v in _read_weights(base / "weights.npz").items()
                if not k.startswith("heads.")}
+    weights.update(state.get("encoder", {}))
     pieces = state["pieces"]
     conv = {c["name"]: c for c in config["convolutions"]}
     head_entries = []
@@ -255,7 +259,8 @@ def export(run: Path, base: Path, out: Path, output: str = "pieces") -> None:
                 weights[f"heads.{name}.{key}"] = value
             head_entries.append({"name": name, "layer": int(source.removeprefix("block")),
                                  "classes": int(params["proj.bias"].shape[0]),
-                                 "feedback": False, "kernel": kernel, "hidden": hidden})
+                                 "feedback": "back.weight" in params, "kernel": kernel,
+                                 "hidden": hidden})
     if output == "pieces":
         config["labels"] = pieces
         config["blank_index"] = len(pieces)
@@ -269,6 +274,8 @@ def export(run: Path, base: Path, out: Path, output: str = "pieces") -> None:
                        f"{'a sentencepiece' if output == 'pieces' else 'its character'} output "
                        "head, intermediate sentencepiece CTC heads and a phone head")
     config["heads_epochs"] = int(state["epoch"])
+    if "top_steps" in state:
+        config["top_steps"] = int(state["top_steps"])
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "weights.npz", **quantize_int8(weights))
     (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
@@ -285,6 +292,8 @@ def main() -> None:
     parser.add_argument("--export", type=Path, help="write a model folder and stop")
     parser.add_argument("--output", choices=("pieces", "chars"), default="pieces",
                         help="with --export: the main output the folder gets")
+    parser.add_argument("--state", default="heads.pt",
+                        help="with --export: heads.pt (stage 2) or top_best.pt (stage 3)")
     parser.add_argument("--vocab", type=int, default=256)
     parser.add_argument("--copies", type=int, default=1, choices=(1, 2),
                         help="cached passes over the training audio: clean, + augmented")
@@ -296,7 +305,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="smoke test: first N utterances")
     args = parser.parse_args()
     if args.export is not None:
-        export(args.run, args.base, args.export, args.output)
+        export(args.run, args.base, args.export, args.output, args.state)
         return
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
