@@ -15,9 +15,9 @@ projection; ``CTCHead``):
 - ``ctc_5``, ``ctc_11``: intermediate subword CTC heads on blocks 5 and 11;
 - ``phones``: 39 stressless ARPAbet phones + blank on block 11 (targets from CMUdict / G2P).
 
-The encoder is frozen, so the intermediate heads are exported without feedback: a
-self-conditioning projection trained here would change the inputs of the blocks above it
-and with them every cached feature.
+The encoder is frozen, so these heads have no feedback: a self-conditioning projection
+trained here would change the inputs of the blocks above it and with them every cached
+feature. Stage 3 (``train_top.py``) adds it, fine-tuning blocks 6-14 from the block-5 cache.
 
 Inputs are scaled per channel to unit RMS for training; the scale is folded into each
 head's first convolution on export, so the exported folder computes the same function.
@@ -29,6 +29,7 @@ epoch, keeping each head's best validation state); ``RUN/log.tsv`` logs.
 
     python data/recipes/default_model/train_heads.py RUN [--base data/models/default]
     python data/recipes/default_model/train_heads.py RUN --export data/models/default
+    python data/recipes/default_model/train_heads.py RUN --state top_best.pt --export DIR
 """
 
 from __future__ import annotations

@@ -1,0 +1,268 @@
+"""Stage 3 of the default model: blocks 6-14 fine-tuned with self-conditioned CTC heads.
+
+Stage 2 (``train_heads.py``) trained new heads on the frozen stage-1 encoder, so they could
+not feed back (a feedback projection changes the input of every block above it) and the
+sentencepiece output had to make do with features learnt for characters. Here the top of
+the encoder trains with them, from the block-5 outputs stage 2 cached (``RUN/cache``;
+blocks 0-5 and the front-end stay frozen):
+
+- ``ctc_5`` reads block 5 and its softmax goes back through ``back`` into block 6's input;
+- ``ctc_11`` does the same after block 11; ``phones`` reads block 11 too (no feedback);
+- the sentencepiece ``output`` head and the stage-1 character head (``chars``) both read
+  the epilog, so the export can give the folder either main output.
+
+Every head starts from its stage-2 state and every feedback projection at zero, so step 0
+computes exactly the stage-2 model. The pretrained convolutions learn at ``--lr`` (5e-5; at
+3e-4 validation WER rose for the first 200 steps), the heads at 4x and the new feedback
+projections at 20x. Loss: CTC of the two outputs plus 0.3 x CTC of each
+intermediate head. bfloat16 autocast (1.7x faster on CPUs with avx512_bf16; the CTC loss
+and the weights stay float32). Resumable (``RUN/top.pt``); validation greedy WER every
+``--eval-every`` steps, keeping the best state by the ``--select`` output's WER (the
+sentencepiece output by default, as for the bundled model).
+
+    python data/recipes/default_model/train_top.py RUN [--minutes 90]
+    python data/recipes/default_model/train_heads.py RUN --state top.pt --export DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from biasing.lexicon.arpabet import BASE_PHONES
+from biasing.metrics import edit_distance, wer
+from biasing.models import greedy_labels
+from biasing.models.quartznet import CTCHead, HeadSpec, QuartzNet, _frame_mask
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train import PREPARED, ROOT, batches, ctc, load_corpus, phone_sequence
+from train_heads import BATCH_FRAMES, HEADS, SOURCES, Cache, base_network
+
+FIRST = 6  # first trained block; blocks 0..5 are frozen and read from the cache
+FEEDBACK = ("ctc_5", "ctc_11")
+WEIGHTS = {"output": 1.0, "chars": 1.0, "ctc_5": 0.3, "ctc_11": 0.3, "phones": 0.3}
+
+
+class Top(nn.Module):
+    """Blocks FIRST.. and the epilog of a QuartzNet, with the auxiliary heads on them."""
+
+    def __init__(self, network: QuartzNet, heads: dict[str, CTCHead],
+                 scale: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(network.blocks[FIRST:])
+        self.epilog = network.epilog
+        self.chars = network.head
+        self.heads = nn.ModuleDict(heads)
+        self.scale = {name: s.view(1, -1, 1, 1) for name, s in scale.items()}
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits (B, classes, T) of every head for (B, 256, 1, T) block-5 outputs."""
+        mask = _frame_mask(x, lengths)
+        logits: dict[str, torch.Tensor] = {}
+
+        def read(name: str, source: str, features: torch.Tensor) -> None:
+            logits[name] = self.heads[name](features * self.scale[source], mask)
+
+        read("ctc_5", "block5", x)
+        x = x + self.heads["ctc_5"].feedback(logits["ctc_5"])
+        for index, block in enumerate(self.blocks, FIRST):
+            x = QuartzNet.run_block(block, x, mask)
+            if index == 11:
+                read("phones", "block11", x)
+                read("ctc_11", "block11", x)
+                x = x + self.heads["ctc_11"].feedback(logits["ctc_11"])
+        for unit in self.epilog:
+            x = torch.relu(QuartzNet._sub(unit, x, mask))
+        read("output", "epilog", x)
+        logits["chars"] = self.chars(x)
+        return {name: value.squeeze(2) for name, value in logits.items()}
+
+
+def stage2_heads(state: dict) -> dict[str, CTCHead]:
+    """The best stage-2 heads, with zero feedback projections on ``FEEDBACK``."""
+    heads = {}
+    for name, (source, _, kernel, hidden) in HEADS.items():
+        params = state["best"][name]
+        spec = HeadSpec(name, 0, int(params["proj.bias"].shape[0]), name in FEEDBACK, kernel,
+                        hidden)
+        heads[name] = CTCHead(SOURCES[source], spec)
+        missing, unexpected = heads[name].load_state_dict(params, strict=False)
+        assert not unexpected and set(missing) <= {"back.weight"}, (missing, unexpected)
+    return heads
+
+
+def encoder_arrays(top: Top) -> dict[str, np.ndarray]:
+    """The trained convolutions of ``top`` under their weights.npz names."""
+    out = {}
+    for prefix, module in (("blocks.", top.blocks), ("epilog.", top.epilog), ("head", top.chars)):
+        for name, param in module.named_parameters():
+            if prefix == "blocks.":
+                index, _, rest = name.partition(".")
+                name = f"{int(index) + FIRST}.{rest}"
+            key = (prefix + ("." if prefix == "head" else "") + name).replace("subs.", "sub.")
+            value = param.detach().float().numpy()
+            out[key] = value[:, :, 0, :] if value.ndim == 4 else value
+    return out
+
+
+def evaluate(top: Top, cache: Cache, refs: dict[str, dict[str, list[int]]],
+             labels: dict[str, list[str]]) -> dict[str, float]:
+    """Greedy validation error per head: WER for words, PER for phones."""
+    top.eval()
+    hyps: dict[str, list[list[str]]] = {name: [] for name in WEIGHTS}
+    truths: dict[str, list[list[str]]] = {name: [] for name in WEIGHTS}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for i in range(len(cache.ids)):
+            x, n = cache.batch([i], "block5")
+            for name, logits in top(x, n).items():
+                units = unit_of(name)
+                lp = torch.log_softmax(logits[0].float(), dim=0).T.numpy()
+                hyps[name].append(greedy_labels(lp, labels[units]))
+                truths[name].append([labels[units][t] for t in refs[units][cache.ids[i]]])
+    top.train()
+    errors = {}
+    for name in WEIGHTS:
+        if unit_of(name) == "phones":
+            errors[name] = (sum(edit_distance(t, h) for t, h in zip(truths[name], hyps[name]))
+                            / max(1, sum(len(t) for t in truths[name])))
+        else:
+            errors[name] = float(wer([words(t) for t in truths[name]],
+                                     [words(h) for h in hyps[name]]))
+    return errors
+
+
+def unit_of(name: str) -> str:
+    return "chars" if name == "chars" else HEADS[name][1]
+
+
+def words(units: list[str]) -> str:
+    return "".join(units).replace("▁", " ").strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="the run folder of train_heads.py")
+    parser.add_argument("--base", type=Path, default=ROOT / "data" / "models" / "default",
+                        help="the stage-1 model folder train_heads.py read")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--minutes", type=float, default=1e9)
+    parser.add_argument("--lr", type=float, default=5e-5,
+                        help="the encoder's rate; heads 4x, feedback projections 20x")
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--select", choices=("output", "chars"), default="output",
+                        help="the output whose validation WER picks the state kept")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.time()
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        with (args.run / "top_log.tsv").open("a") as out:
+            out.write(line + "\n")
+
+    stage2 = torch.load(args.run / "heads.pt", map_location="cpu", weights_only=False)
+    pieces: list[str] = stage2["pieces"]
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(args.run / "tokenizer.model"))
+    network, _, config, _ = base_network(args.base)
+    char_index = {c: i for i, c in enumerate(config["labels"])}
+    corpus = load_corpus(PREPARED / "train_audio.npz")
+    lexicon: dict[str, tuple[str, ...]] = {}
+    phone_index = {p: i for i, p in enumerate(BASE_PHONES)}
+    refs = {"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
+            "chars": {u.utt_id: [char_index[c] for c in u.text] for u in corpus},
+            "phones": {u.utt_id: [phone_index[p] for p in phone_sequence(u.text, lexicon)]
+                       for u in corpus}}
+    labels = {"pieces": pieces + [""], "chars": list(config["labels"]) + [""],
+              "phones": list(BASE_PHONES) + [""]}
+    valid = Cache(args.run / "cache" / "valid", ("block5",))
+    train = [Cache(args.run / "cache" / name, ("block5",)) for name in ("train0", "train1")
+             if (args.run / "cache" / name / "done").is_file()]
+
+    top = Top(network, stage2_heads(stage2), stage2["scale"]).train()
+    params = [p for p in top.parameters()]
+    feedback = [p for name, p in top.named_parameters() if name.endswith("back.weight")]
+    heads = [p for name, p in top.named_parameters()
+             if name.startswith("heads.") and not name.endswith("back.weight")]
+    encoder = [p for name, p in top.named_parameters() if not name.startswith("heads.")]
+    optimizer = torch.optim.AdamW([  # "scale": of --lr; trained weights move slowest
+        {"params": encoder, "scale": 1.0}, {"params": heads, "scale": 4.0},
+        {"params": feedback, "scale": 20.0}], lr=args.lr, weight_decay=1e-2)
+    checkpoint = args.run / "top.pt"
+    step, best_error, best = 0, float("inf"), None
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        top.load_state_dict(state["top"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best_error, best = state["step"], state["best_error"], state["best"]
+        log(f"resumed at step {step}")
+    else:
+        errors = evaluate(top, valid, refs, labels)
+        log("step 0\t" + "\t".join(f"{k} {100 * v:.1f}" for k, v in errors.items()))
+    plans = [[(c, b) for c in train for b in batches(c.lengths, BATCH_FRAMES, len(c.lengths),
+                                                      args.seed + epoch)]
+             for epoch in range(args.epochs)]
+    for epoch, plan in enumerate(plans):
+        random.Random(args.seed + epoch).shuffle(plan)
+    work = [item for plan in plans for item in plan]
+    sums = dict.fromkeys(WEIGHTS, 0.0)
+
+    def save() -> None:
+        payload = {"top": top.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                   "best_error": best_error, "best": best}
+        torch.save(payload, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+
+    while step < len(work) and (time.time() - started) / 60 < args.minutes:
+        cache, items = work[step]
+        warm = min(1.0, (step + 1) / 100)
+        for group in optimizer.param_groups:
+            group["lr"] = (args.lr * group["scale"] * warm
+                           * 0.5 * (1 + np.cos(np.pi * step / len(work))))
+        x, n = cache.batch(items, "block5")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = top(x, n)
+        losses = {name: ctc(logits[name], n, [refs[unit_of(name)][cache.ids[i]] for i in items],
+                            len(labels[unit_of(name)]) - 1) for name in WEIGHTS}
+        optimizer.zero_grad()
+        sum(WEIGHTS[k] * v for k, v in losses.items()).backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        optimizer.step()
+        for name, value in losses.items():
+            sums[name] += value.item()
+        step += 1
+        if step % args.eval_every == 0 or step == len(work):
+            errors = evaluate(top, valid, refs, labels)
+            if errors[args.select] < best_error:
+                best_error = errors[args.select]
+                best = {"encoder": encoder_arrays(top), "heads": {
+                    name: {k: v.clone() for k, v in head.state_dict().items()}
+                    for name, head in top.heads.items()}, "step": step, "errors": errors}
+            log(f"step {step}\t" + "\t".join(
+                f"{k} loss {sums[k] / args.eval_every:.3f} err {100 * errors[k]:.1f}"
+                for k in WEIGHTS) + f"\t{time.time() - started:.0f}s")
+            sums = dict.fromkeys(WEIGHTS, 0.0)
+            save()
+    save()
+    if best is not None:
+        torch.save({"best": best["heads"], "encoder": best["encoder"], "scale": stage2["scale"],
+                    "pieces": pieces, "epoch": stage2["epoch"], "top_steps": best["step"]},
+                   args.run / "top_best.pt")
+        log(f"best at step {best['step']}: " + " ".join(
+            f"{k} {100 * v:.1f}" for k, v in best["errors"].items()))
+
+
+if __name__ == "__main__":
+    main()
