@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 from biasing import Transcriber
 from biasing.audio import load_audio
@@ -76,7 +76,7 @@ def test_phone_head_hears_the_pronunciation() -> None:
     out = model.forward([load_audio(clip, model.sample_rate)])[0]
     hyp = greedy_labels(out.heads["phones"], labels)
     ref = [p for prons in pronounce_batch(text.split()) for p in strip_stress(prons[0])]
-    # 17% here (12.5% over the held-out voices, see the model card)
+    # 17% here (11.9% over the held-out voices, see the model card)
     assert edit_distance(ref, hyp) / len(ref) < 0.3, (ref, hyp)
     assert np.isfinite(out.heads["phones"]).all()
 
@@ -88,9 +88,24 @@ def test_intermediate_subword_head_reads_the_sentence() -> None:
     out = model.forward([load_audio(clip, model.sample_rate)])[0]
     hyp = "".join(greedy_labels(out.heads["ctc_11"], model.head_labels["ctc_11"]))
     words = hyp.replace("▁", " ").split()
-    # block 11 of 15: about half the words right (46% greedy WER on the held-out voices)
+    # block 11 of 15: about half the words right (44% greedy WER on the held-out voices)
     assert edit_distance(ref, words) / len(ref) < 0.75, words
     assert {"flight", "meeting"} <= set(words), words
+
+
+def test_intermediate_heads_are_self_conditioned() -> None:
+    model = load_model("default")
+    wave = load_audio(EXAMPLES / "travel.ogg", model.sample_rate)
+    before = model.forward([wave])[0]
+    for name in ("ctc_5", "ctc_11"):
+        head = model.network.heads[name]
+        assert head.spec.feedback and head.back is not None
+        torch.nn.init.zeros_(head.back.weight)
+    after = model.forward([wave])[0]
+    # the blocks above read the fed-back posteriors: without them the output moves
+    # (held-out voices: greedy WER 23.1 with feedback, 23.6 without; see the model card)
+    assert np.abs(np.exp(before.logprobs) - np.exp(after.logprobs)).max() > 0.1
+    assert np.array_equal(before.heads["ctc_5"], after.heads["ctc_5"])
 
 
 def test_cli_transcribes_with_the_default_model(capsys: pytest.CaptureFixture) -> None:
