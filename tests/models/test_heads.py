@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -95,24 +96,6 @@ def test_quantize_int8_error_is_half_a_step_per_channel() -> None:
     np.testing.assert_array_equal(restored[3], 0.0)
 
 
-def test_head_without_labels_is_rejected(tmp_path: Path) -> None:
-    folder = _with_heads(tmp_path)
-    config = json.loads((folder / "config.json").read_text())
-    del config["head_labels"]["phones"]
-    (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="head 'phones' has 4 classes but 0 labels"):
-        load_model(f"quartznet:{folder}")
-
-
-def test_head_on_a_missing_block_is_rejected(tmp_path: Path) -> None:
-    folder = _with_heads(tmp_path)
-    config = json.loads((folder / "config.json").read_text())
-    config["heads"][1]["layer"] = 7
-    (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="layer 7 is not a block"):
-        load_model(f"quartznet:{folder}")
-
-
 def test_int8_weight_without_scale_is_rejected(tmp_path: Path) -> None:
     folder = _with_heads(tmp_path, int8=True)
     with np.load(folder / "weights.npz") as archive:
@@ -155,10 +138,18 @@ def test_deep_head_gives_the_same_frames_alone_and_in_a_padded_batch(tmp_path: P
         np.testing.assert_allclose(alone.heads["phones"], together.heads["phones"], atol=1e-4)
 
 
-def test_even_head_kernel_is_rejected(tmp_path: Path) -> None:
-    folder = _with_deep_phone_head(tmp_path)
+@pytest.mark.parametrize(("make", "edit", "message"), [
+    (_with_heads, lambda config: config["head_labels"].pop("phones"),
+     "head 'phones' has 4 classes but 0 labels"),
+    (_with_heads, lambda config: config["heads"][1].update(layer=7), "layer 7 is not a block"),
+    (_with_deep_phone_head, lambda config: config["heads"][1].update(kernel=4),
+     "kernel 4 must be odd"),
+], ids=["head without labels", "head on a missing block", "even head kernel"])
+def test_bad_head_config_is_rejected(tmp_path: Path, make: Callable[[Path], Path],
+                                     edit: Callable[[dict], object], message: str) -> None:
+    folder = make(tmp_path)
     config = json.loads((folder / "config.json").read_text())
-    config["heads"][1]["kernel"] = 4
+    edit(config)
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="kernel 4 must be odd"):
+    with pytest.raises(ValueError, match=message):
         load_model(f"quartznet:{folder}")
