@@ -27,7 +27,6 @@ sentencepiece output by default, as for the bundled model).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
