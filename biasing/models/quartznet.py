@@ -23,7 +23,8 @@ convolution (``"kernel"``, ``heads.NAME.dw``) and a pointwise ReLU layer (``"hid
 logits goes back through ``heads.NAME.back`` (classes -> channels, no bias) and is added to
 the block output the next block reads, so later layers see an estimate of earlier outputs.
 The bundled default model has self-conditioned CTC heads over 256 sentencepiece units on
-blocks 5 and 11 (``ctc_5``, ``ctc_11``) and a phone head on block 11 (``phones``). Their log-probabilities come back in ``ModelOutput.heads``.
+blocks 5 and 11 (``ctc_5``, ``ctc_11``) and a phone head on block 11 (``phones``). Their
+log-probabilities come back in ``ModelOutput.heads``.
 
 Weights may be stored as int8 with one float32 scale per output channel
 (``NAME.weight.int8`` + ``NAME.weight.scale``); they are dequantised on load.

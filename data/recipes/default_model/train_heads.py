@@ -27,9 +27,13 @@ synthetic training speech; ``--copies 2`` adds one augmented pass (speed, noise,
 reverberation, gain, SpecAugment) to the clean one. Resumable (``RUN/heads.pt`` every
 epoch, keeping each head's best validation state); ``RUN/log.tsv`` logs.
 
-    python data/recipes/default_model/train_heads.py RUN [--base data/models/default]
-    python data/recipes/default_model/train_heads.py RUN --export data/models/default
-    python data/recipes/default_model/train_heads.py RUN --state top_best.pt --export DIR
+    python data/recipes/default_model/train_heads.py RUN --base STAGE1
+    python data/recipes/default_model/train_heads.py RUN --base STAGE1 --export DIR
+    python data/recipes/default_model/train_heads.py RUN --base STAGE1 --state top_best.pt \
+        --export DIR
+
+``--base`` is the stage-1 folder (``export.py``), not ``data/models/default``: the bundled
+model's blocks 6-14 have been fine-tuned by stage 3.
 """
 
 from __future__ import annotations
@@ -63,7 +67,6 @@ from biasing.models.quartznet import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train import (
     PREPARED,
-    ROOT,
     Utterance,
     augment,
     batches,
@@ -217,8 +220,8 @@ def export(run: Path, base: Path, out: Path, output: str = "pieces",
 
     ``output="chars"`` keeps the character output and adds only the auxiliary heads (their
     sentencepiece model is written next to them as ``tokenizer.model``). A ``state_file``
-    of ``train_top.py`` (``top_best.pt``) also replaces the convolutions it fine-tuned and
-    gives its heads with a ``back`` projection feedback.
+    of ``train_top.py`` (``top_best.pt``) also replaces the convolutions it fine-tuned; a head
+    with a ``back`` projection is exported with feedback.
     """
     state = torch.load(run / state_file, map_location="cpu", weights_only=False)
     config = json.loads((base / "config.json").read_text())
@@ -288,7 +291,7 @@ def export(run: Path, base: Path, out: Path, output: str = "pieces",
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("--base", type=Path, default=ROOT / "data" / "models" / "default",
+    parser.add_argument("--base", type=Path, required=True,
                         help="stage-1 model folder whose encoder stays frozen")
     parser.add_argument("--export", type=Path, help="write a model folder and stop")
     parser.add_argument("--output", choices=("pieces", "chars"), default="pieces",

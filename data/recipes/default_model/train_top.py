@@ -20,8 +20,9 @@ and the weights stay float32). Resumable (``RUN/top.pt``); validation greedy WER
 ``--eval-every`` steps, keeping the best state by the ``--select`` output's WER (the
 sentencepiece output by default, as for the bundled model).
 
-    python data/recipes/default_model/train_top.py RUN [--minutes 90]
-    python data/recipes/default_model/train_heads.py RUN --state top.pt --export DIR
+    python data/recipes/default_model/train_top.py RUN --base STAGE1 --epochs 2 --eval-every 61
+    python data/recipes/default_model/train_heads.py RUN --base STAGE1 --state top_best.pt \
+        --export DIR --output chars
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from biasing.models import greedy_labels
 from biasing.models.quartznet import CTCHead, HeadSpec, QuartzNet, _frame_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import PREPARED, ROOT, batches, ctc, load_corpus, phone_sequence
+from train import PREPARED, batches, ctc, load_corpus, phone_sequence
 from train_heads import BATCH_FRAMES, HEADS, SOURCES, Cache, base_network
 
 FIRST = 6  # first trained block; blocks 0..5 are frozen and read from the cache
@@ -149,7 +150,7 @@ def words(units: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="the run folder of train_heads.py")
-    parser.add_argument("--base", type=Path, default=ROOT / "data" / "models" / "default",
+    parser.add_argument("--base", type=Path, required=True,
                         help="the stage-1 model folder train_heads.py read")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--minutes", type=float, default=1e9)
