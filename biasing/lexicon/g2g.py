@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..entities import UnitInventory
-from ._resources import cache_root
+from ..paths import cache_root
 from .alignment import BOUNDARY, AlignmentTable, _write_json_atomic, load_alignment
 from .arpabet import Phones, strip_stress
 from .g2p import g2p_version

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from biasing.models import forward_long, load_model
-from biasing.models.quartznet import _read_weights, quantize_int8
+from biasing.models.quartznet import quantize_int8, read_weights
 
 from .conftest import TINY_LABELS, write_tiny_quartznet
 
@@ -23,7 +23,7 @@ def _with_heads(folder: Path, feedback_scale: float = 0.0, int8: bool = False) -
     """The tiny QuartzNet plus a fed-back CTC head on block 0 and a phone head on 1."""
     write_tiny_quartznet(folder)
     config = json.loads((folder / "config.json").read_text())
-    weights = _read_weights(folder / "weights.npz")
+    weights = read_weights(folder / "weights.npz")
     classes = len(TINY_LABELS) + 1
     config["heads"] = [{"name": "ctc_0", "layer": 0, "classes": classes, "feedback": True},
                        {"name": "phones", "layer": 1, "classes": len(PHONES)}]
@@ -117,7 +117,7 @@ def _with_deep_phone_head(folder: Path) -> Path:
     """``_with_heads`` whose phone head has a depthwise convolution and a hidden layer."""
     _with_heads(folder)
     config = json.loads((folder / "config.json").read_text())
-    weights = _read_weights(folder / "weights.npz")
+    weights = read_weights(folder / "weights.npz")
     config["heads"][1].update(kernel=3, hidden=8)
     rng = np.random.default_rng(2)
     weights["heads.phones.dw.weight"] = rng.standard_normal((24, 1, 3)).astype("f4")

@@ -1,0 +1,167 @@
+"""``QuartzNetModel``: a QuartzNet folder as an ``AcousticModel`` (front-end + network).
+
+>>> model = load_quartznet("../shared/models/quartznet15x5")          # doctest: +SKIP
+>>> model.forward([wave], layers=(5, 11))[0].hidden[5].shape          # doctest: +SKIP
+(frames, 256)
+
+The folder format is described in :mod:`.folder`, the network in :mod:`.network`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from biasing.models import ModelOutput, _check_waves, _pad_batch, _torch_device
+from biasing.models.frontend import LogMelFrontend
+from biasing.models.quartznet.folder import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    build_network,
+    frontend_config,
+    read_folder,
+)
+from biasing.models.quartznet.network import CTCHead, QuartzNet
+
+__all__ = ["QuartzNetModel", "load_quartznet"]
+
+
+class QuartzNetModel:
+    """QuartzNet as an ``AcousticModel``: front-end + network + labels on one device.
+
+    ``forward(..., layers=(i, ...))`` returns the output of ``blocks.i`` for each ``i``
+    (0-based, ``0 <= i < num_layers``) as (frames, channels) float32 arrays.
+    """
+
+    def __init__(
+        self,
+        frontend: LogMelFrontend,
+        network: QuartzNet,
+        labels: list[str],
+        device: str = "cpu",
+        head_labels: dict[str, list[str]] | None = None,
+        tokenizer_path: Path | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        head_classes = network.head.out_channels
+        if len(labels) != head_classes:
+            raise ValueError(f"{len(labels)} labels for a head with {head_classes} classes")
+        self.device = _torch_device(device)
+        self.frontend = frontend.to(self.device).eval()
+        # Module.to accepts memory_format at run time; torch's stubs omit it.
+        network = network.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.network = network.eval()
+        self.labels = list(labels)
+        self.sample_rate = frontend.config.sample_rate
+        stride = network.prolog.dw_spec.stride if network.prolog.dw_spec is not None else 1
+        self.frame_shift_s = frontend.config.hop_length * stride / self.sample_rate
+        self.num_layers = network.num_layers
+        self.head_labels = dict(head_labels or {})  # auxiliary head name -> its labels
+        for name, head in network.heads.items():
+            assert isinstance(head, CTCHead)
+            if len(self.head_labels.get(name, ())) != head.spec.classes:
+                raise ValueError(f"head {name!r} has {head.spec.classes} classes but "
+                                 f"{len(self.head_labels.get(name, ()))} labels")
+        self.tokenizer_path = tokenizer_path  # sentencepiece model behind ``labels``, if any
+        # identifies the weights and configuration (caches of model outputs are keyed by it)
+        self.fingerprint = fingerprint or _network_fingerprint(network, self.labels)
+
+    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()) -> list[ModelOutput]:
+        """Log-probabilities (and block outputs) for a batch of waveforms.
+
+        Args:
+            waves: float32 mono waveforms in [-1, 1] at ``sample_rate``, each (samples,).
+            layers: block indices in ``0..num_layers - 1``.
+
+        Returns:
+            per input, ``ModelOutput`` with logprobs (frames, len(labels)) and hidden
+            (frames, channels) per layer, frames = ceil(ceil(samples / hop) / stride).
+        """
+        checked = _check_waves(waves)
+        for layer in layers:
+            if not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.num_layers:
+                raise ValueError(
+                    f"layer {layer!r} out of range: QuartzNet exposes blocks 0..{self.num_layers - 1}"
+                )
+        if not checked:
+            return []
+        batch, lengths = _pad_batch(checked)
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            n = torch.from_numpy(lengths).to(self.device)
+            feats, feat_lengths = self.frontend(x, n)
+            logits, out_lengths, hidden, heads = self.network(feats, feat_lengths, layers)
+            logprobs = torch.log_softmax(logits.float(), dim=1).transpose(1, 2).cpu().numpy()
+            hidden_np = {k: v.transpose(1, 2).float().cpu().numpy() for k, v in hidden.items()}
+            heads_np = {k: torch.log_softmax(v.float(), dim=1).transpose(1, 2).cpu().numpy()
+                        for k, v in heads.items()}
+        outputs = []
+        for i, frames in enumerate(out_lengths.tolist()):
+            outputs.append(
+                ModelOutput(
+                    logprobs=np.ascontiguousarray(logprobs[i, :frames]),
+                    hidden={int(k): np.ascontiguousarray(v[i, :frames]) for k, v in hidden_np.items()},
+                    heads={k: np.ascontiguousarray(v[i, :frames]) for k, v in heads_np.items()},
+                )
+            )
+        return outputs
+
+
+def _pyctcdecode_labels(labels: Sequence[str], blank_index: int, num_classes: int) -> list[str]:
+    """Map a NeMo-style label list (blank not listed) to pyctcdecode's (blank is ``""``)."""
+    labels = list(labels)
+    if len(labels) == num_classes - 1:
+        if blank_index != num_classes - 1 and blank_index != 0:
+            raise ValueError(
+                f"blank_index {blank_index} must be first or last when labels omit the blank"
+            )
+        labels.insert(blank_index, "")
+    elif len(labels) == num_classes:
+        labels[blank_index] = ""
+    else:
+        raise ValueError(f"{len(labels)} labels do not fit a head with {num_classes} classes")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels contain duplicates: {labels}")
+    return labels
+
+
+def load_quartznet(directory: str | Path, device: str = "cpu") -> QuartzNetModel:
+    """Load a QuartzNet folder (``config.json`` + ``weights.npz``, see :mod:`.folder`).
+
+    Raises:
+        FileNotFoundError: ``directory`` does not exist.
+        ValueError: a file is missing, or config and weights disagree (names, shapes).
+    """
+    folder = read_folder(directory)
+    config = folder.config
+    network = build_network(config, folder.weights, source=str(folder.path / WEIGHTS_FILE))
+    labels = _pyctcdecode_labels(
+        config["labels"], int(config.get("blank_index", len(config["labels"]))),
+        network.head.out_channels,
+    )
+    head_labels = {name: list(labels) for name, labels in config.get("head_labels", {}).items()}
+    return QuartzNetModel(LogMelFrontend(frontend_config(config)), network, labels,
+                          device=device, head_labels=head_labels,
+                          tokenizer_path=folder.tokenizer_path,
+                          fingerprint=_folder_fingerprint(folder.path, folder.tokenizer_path))
+
+
+def _folder_fingerprint(folder: Path, tokenizer: Path | None) -> str:
+    """SHA-1 of the bytes of the files that define the model."""
+    digest = hashlib.sha1(b"quartznet")
+    for path in (folder / CONFIG_FILE, folder / WEIGHTS_FILE, tokenizer):
+        if path is not None:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _network_fingerprint(network: QuartzNet, labels: Sequence[str]) -> str:
+    """SHA-1 of the parameters and labels of a network built in memory."""
+    digest = hashlib.sha1("\n".join(labels).encode())
+    for name, tensor in network.state_dict().items():
+        digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:20]
