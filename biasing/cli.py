@@ -1,17 +1,94 @@
-"""The ``ctc-biasing`` command line."""
+"""The ``ctc-biasing`` command line: ``decode``, ``transcribe``, ``eval``, ``make-testset``.
+
+Each subcommand is a function that takes the parsed arguments, prints its own result and
+returns the exit status. Arguments that several subcommands share (the entity list, the
+decoder settings, the model) are defined once, with defaults from the library's constants.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .decoders import DEFAULT_BEAM_WIDTH
 from .entities import EntityList, OnError
+from .models import DEFAULT_MODEL, MODEL_KINDS
 
+# ------------------------------------------------------------------------- shared pieces
+
+def _add_entity_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
+    parser.add_argument("--skip-unrepresentable", action="store_true",
+                        help="drop entities the model cannot spell instead of failing")
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = ", ".join(f"{kind}:DIR" for kind in MODEL_KINDS)
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"{DEFAULT_MODEL} (the bundled model, the default) or {kinds}")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
+    parser.add_argument("--tokenizer", help="sentencepiece model that made the labels "
+                        "(default: the model's own, if it has one)")
+    parser.add_argument("--beam-width", type=int, default=DEFAULT_BEAM_WIDTH,
+                        help=f"beams kept per frame (default {DEFAULT_BEAM_WIDTH})")
+    parser.add_argument("--weight", type=float,
+                        help="biasing strength: 0 = off, 1 = the default; the same as "
+                             "--set weight=W")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a decoder option (BiasingOptions field, or alpha/beta of the "
+                             "LM), e.g. unit_bonus=0.3 or lm_boost_logp=none; repeatable")
+
+
+def decoder_options(pairs: Sequence[str], weight: float | None = None) -> dict[str, Any]:
+    """``["unit_bonus=0.3", "lm_boost_logp=none"]`` (and ``--weight``) -> decoder options."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        if value.strip().lower() == "none":
+            options[key] = None
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"--set {key}: {value!r} is not a number (or 'none')") from None
+        options[key] = int(number) if value.strip().lstrip("+-").isdigit() else number
+    if weight is not None:
+        options["weight"] = weight
+    return options
+
+
+def _entity_file(args: argparse.Namespace) -> EntityList:
+    policy: OnError = "skip" if args.skip_unrepresentable else "raise"
+    return EntityList.from_file(args.entities, policy) if args.entities else EntityList()
+
+
+def _print(result: Any, as_json: bool) -> None:
+    print(json.dumps(result, ensure_ascii=False, indent=1) if as_json else result)
+
+
+def _progress(done: int, total: int, stage: str = "") -> None:
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    label = f"{stage:>10} " if stage else ""
+    print(f"\r{label}[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
+          file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- decode
 
 def _read_labels(path: str) -> list[str]:
     """One label per line, exactly as written (an empty line is the blank), or a JSON list."""
@@ -39,172 +116,148 @@ def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
     return logits
 
 
-def _decode(args: argparse.Namespace) -> dict[str, Any]:
+def _decode(args: argparse.Namespace) -> int:
     from .decoders import build_biased_decoder
 
     entities = _entity_file(args)
     decoder = build_biased_decoder(_read_labels(args.labels), kenlm_model_path=args.kenlm,
-                                   tokenizer=args.tokenizer, weight=args.weight)
+                                   tokenizer=args.tokenizer,
+                                   **decoder_options(args.set, args.weight))
     logits = _load_logits(args.logits, args.log_softmax)
     best = decoder.decode_hypotheses(logits, entities, beam_width=args.beam_width)[0]
-    return {
+    if not args.json:
+        _print(best.text, False)
+        return 0
+    _print({
         "text": best.text,
         "words": [{"word": w, "start_frame": s, "end_frame": e} for w, (s, e) in best.words],
         "entities": [{"entity": m.text, "start_frame": m.start_frame, "end_frame": m.end_frame}
                      for m in best.entities],
-    }
+    }, True)
+    return 0
 
 
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total
-    end = "\n" if done == total else ""
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
-          file=sys.stderr, flush=True)
+# ------------------------------------------------------------------------ transcribe
 
-
-def _transcribe(args: argparse.Namespace) -> Any:
+def _transcribe(args: argparse.Namespace) -> int:
     from .transcribe import Transcriber
 
     entities = _entity_file(args)
     transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
                               beam_width=args.beam_width, device=args.device,
-                              weight=args.weight)
+                              **decoder_options(args.set, args.weight))
     show = _progress if len(args.audio) > 1 and sys.stderr.isatty() else None
     results = transcriber.transcribe(args.audio, entities, progress=show)
     if args.json:
-        return [{"audio": r.source, "text": r.text, "duration_s": round(r.duration_s, 3),
+        _print([{"audio": r.source, "text": r.text, "duration_s": round(r.duration_s, 3),
                  "words": [{"word": w.word, "start_s": round(w.start_s, 2),
                             "end_s": round(w.end_s, 2)} for w in r.words],
                  "entities": [{"entity": h.entity, "start_s": round(h.start_s, 2),
                                "end_s": round(h.end_s, 2)} for h in r.entities]}
-                for r in results]
-    if len(results) == 1:
-        return results[0].text
-    return "\n".join(f"{r.source}\t{r.text}" for r in results)
+                for r in results], True)
+    elif len(results) == 1:
+        _print(results[0].text, False)
+    else:
+        _print("\n".join(f"{r.source}\t{r.text}" for r in results), False)
+    return 0
 
 
-def _eval_lists(args: argparse.Namespace, dataset: list[Any]) -> dict[str, EntityList]:
-    """Each utterance's list: its own entities, the global list, distractors up to a size."""
-    import random
+# ------------------------------------------------------------------------------ eval
 
-    from .evaluate import auto_entities, split_rarity, with_distractors, wordfreq_rarity
-
-    own: dict[str, list[str]] = {u.id: [] for u in dataset}
-    global_list: list[str] = []
-    if args.entities == "auto":
-        if args.auto_reference_split:
-            from .datasets import load_dataset
-
-            reference = load_dataset(args.dataset, args.auto_reference_split)
-            is_rare = split_rarity([u.text for u in reference])
-        else:
-            is_rare = wordfreq_rarity()
-        own = {u.id: auto_entities(u.text, is_rare) for u in dataset}
-    elif args.entities:
-        global_list = [e.text for e in EntityList.from_file(args.entities, "skip")]
-    if args.entities_per_utt:
-        from .datasets import read_entities_per_utt
-
-        per_utt = read_entities_per_utt(args.entities_per_utt)
-        for utt_id in own:
-            own[utt_id] = list(dict.fromkeys([*own[utt_id], *per_utt.get(utt_id, [])]))
-    pool: list[str] = []
-    if args.distractors:
-        pool = [e.text for e in EntityList.from_file(args.distractors, "skip")]
-        if args.list_size is None:
-            raise ValueError("--distractors needs --list-size N (entities per utterance)")
-    rng = random.Random(args.seed)
-    lists = {}
-    for utt in dataset:
-        entries = list(dict.fromkeys([*own[utt.id], *global_list]))
-        if pool:
-            entries = with_distractors(entries, pool, args.list_size, rng)
-        lists[utt.id] = EntityList(entries, on_unrepresentable="skip")
-    return lists
-
-
-def _eval(args: argparse.Namespace) -> str:
-    from pathlib import Path
-
+def _eval(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
-    from .evaluate import EvalContext, parse_techniques, run_eval
+    from .evaluation import (
+        EvalContext,
+        ListSpec,
+        OutputCache,
+        build_lists,
+        default_cache_dir,
+        parse_techniques,
+        plot_problem,
+        results_markdown,
+        run_eval,
+        write_report,
+    )
     from .models import load_model
 
     techniques = parse_techniques(args.techniques)
-    dataset = load_dataset(args.dataset, args.split)
-    if args.limit:
-        dataset = dataset[:args.limit]
+    options = decoder_options(args.set, args.weight)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    dataset = load_dataset(args.dataset, args.split)[:args.limit]
     if not dataset:
         raise ValueError(f"no utterances in {args.dataset} (split {args.split!r})")
-    lists = _eval_lists(args, dataset)
+    reference = None
+    if args.entities == "auto" and args.auto_reference_split:
+        reference = [u.text for u in load_dataset(args.dataset, args.auto_reference_split)]
+    spec = ListSpec(
+        entities=None if args.entities in (None, "auto") else Path(args.entities),
+        auto=args.entities == "auto", auto_reference=reference,
+        entities_per_utt=None if args.entities_per_utt is None else Path(args.entities_per_utt),
+        distractors=None if args.distractors is None else Path(args.distractors),
+        list_size=args.list_size, seed=args.seed)
+    lists = build_lists(dataset, spec)
     model = load_model(args.model, device=args.device)
     context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
                           tokenizer=args.tokenizer or getattr(model, "tokenizer_path", None),
-                          beam_width=args.beam_width,
-                          options=_decoder_options(args.set))
-    cache = None if args.no_cache else Path(args.cache).expanduser()
+                          beam_width=args.beam_width, options=options,
+                          head_labels=getattr(model, "head_labels", {}))
+    for technique in techniques:  # before any model output is computed
+        technique.build(context)
+    no_plot = plot_problem()
+    if no_plot:
+        print(f"ctc-biasing eval: {no_plot}", file=sys.stderr)
+    cache = None if args.no_cache else OutputCache.for_model(
+        Path(args.cache).expanduser() if args.cache else default_cache_dir(), model)
+    show = (lambda stage, done, total: _progress(done, total, stage)) \
+        if sys.stderr.isatty() else None
+    run = run_eval(dataset, lists, model, techniques, context, cache, progress=show)
+    if run.unspellable:
+        names = ", ".join(run.unspellable[:5]) + (" ..." if len(run.unspellable) > 5 else "")
+        print(f"ctc-biasing eval: {len(run.unspellable)} list entries cannot be spelled with "
+              f"the model's units and were left out: {names}", file=sys.stderr)
     info = {"name": Path(args.dataset).name, "path": str(args.dataset), "split": args.split,
             "entities": args.entities, "entities_per_utt": args.entities_per_utt,
             "distractors": args.distractors, "list_size": args.list_size, "seed": args.seed,
-            "kenlm": args.kenlm, "beam_width": args.beam_width,
-            "decoder_options": context.options}
-    show = _progress_named if sys.stderr.isatty() else None
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # unrepresentable list entries are skipped, by design
-        report = run_eval(dataset, lists, model, args.model, techniques, context,
-                          Path(args.output), cache, info, progress=show)
-    from .evaluate import results_markdown
-
-    return results_markdown(report) + f"\nwritten to {args.output}/results.{{json,md,png}}"
+            "kenlm": args.kenlm, "beam_width": args.beam_width, "decoder_options": options,
+            "model": args.model}
+    report = write_report(run, Path(args.output), info, plot=no_plot is None)
+    files = "json,md" + ("" if no_plot else ",png")
+    print(results_markdown(report) + f"\nwritten to {args.output}/results.{{{files}}}")
+    return 0
 
 
-def _decoder_options(pairs: list[str]) -> dict[str, Any]:
-    """``["unit_bonus=0.3", "lm_boost_logp=none"]`` -> decoder options."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        if value.lower() == "none":
-            options[key] = None
-        else:
-            try:
-                options[key] = int(value) if value.lstrip("-").isdigit() else float(value)
-            except ValueError:
-                raise ValueError(f"--set {key}: {value!r} is not a number") from None
-    return options
+# ---------------------------------------------------------------------- make-testset
+
+def _make_testset(args: argparse.Namespace) -> int:
+    from .testset import make_testset, voice_table
+
+    if args.list_voices:
+        print(voice_table())
+        return 0
+    if args.sentences is None or args.output is None:
+        raise ValueError("give SENTENCES.tsv and --output DIR (or --list-voices)")
+    voices = [n.strip() for n in args.voices.split(",") if n.strip()] if args.voices else None
+    made = make_testset(Path(args.sentences), Path(args.output), split=args.split,
+                        voices=voices, seed=args.seed, jobs=args.jobs, digits=args.digits,
+                        log=lambda line: print(f"make-testset: {line}", file=sys.stderr,
+                                               flush=True))
+    print(f"wrote {made.written} utterances to {args.output} ({made.made} made now; voices: "
+          f"{', '.join(made.voices)})")
+    if made.failures:
+        print(f"{len(made.failures)} sentences failed and were left out; run again to retry "
+              "them", file=sys.stderr)
+        return 1
+    return 0
 
 
-def _progress_named(stage: str, done: int, total: int) -> None:
-    print(f"\r{stage:>10} ", end="", file=sys.stderr)
-    _progress(done, total)
-
-
-def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
-    """The entity list and decoder settings shared by decode and transcribe."""
-    parser.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
-    parser.add_argument("--skip-unrepresentable", action="store_true",
-                        help="drop entities the model cannot spell instead of failing")
-    parser.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
-    parser.add_argument("--tokenizer", help="sentencepiece model that made the labels "
-                        "(default: the model's own, if it has one)")
-    parser.add_argument("--beam-width", type=int, default=100)
-    parser.add_argument("--weight", type=float, default=1.0,
-                        help="biasing strength (0 = off, 1 = default)")
-
-
-def _entity_file(args: argparse.Namespace) -> EntityList:
-    policy: OnError = "skip" if args.skip_unrepresentable else "raise"
-    return EntityList.from_file(args.entities, policy) if args.entities else EntityList()
-
+# ---------------------------------------------------------------------------- parser
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctc-biasing", description="Bias CTC speech recognition toward a list of names.")
     commands = parser.add_subparsers(dest="command", required=True)
+
     decode = commands.add_parser(
         "decode", help="decode saved CTC log-probabilities with an entity list")
     decode.add_argument("--logits", required=True,
@@ -212,6 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--labels", required=True,
                         help="labels file: one per line as written, empty line = blank, "
                              "or a .json list")
+    _add_entity_arguments(decode)
     _add_decoder_arguments(decode)
     decode.add_argument("--log-softmax", action="store_true",
                         help="the .npy holds raw logits: apply log_softmax first")
@@ -221,11 +275,9 @@ def _parser() -> argparse.ArgumentParser:
     transcribe = commands.add_parser(
         "transcribe", help="transcribe audio files with an acoustic model and an entity list")
     transcribe.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg; any rate)")
-    transcribe.add_argument("--model", default="default",
-                            help="default (the bundled model, the default), quartznet:DIR "
-                                 "or hf:DIR")
+    _add_model_arguments(transcribe)
+    _add_entity_arguments(transcribe)
     _add_decoder_arguments(transcribe)
-    transcribe.add_argument("--device", default="cpu", help="cpu or cuda")
     transcribe.add_argument("--json", action="store_true",
                             help="print words and entities with times in seconds")
     transcribe.set_defaults(run=_transcribe)
@@ -236,9 +288,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="VoxPopuli-layout folder (asr_{split}.tsv) or Kaldi-style "
                                "folder (text, wav.scp)")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--model", default="default",
-                          help="default (the bundled model, the default), quartznet:DIR or "
-                               "hf:DIR")
+    _add_model_arguments(evaluate)
     evaluate.add_argument("--entities",
                           help="global entity file for every utterance, or 'auto': rare "
                                "capitalised words/phrases of each transcript")
@@ -249,37 +299,48 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--distractors", help="file of distractor entities")
     evaluate.add_argument("--list-size", type=int,
                           help="with --distractors: own entities + distractors up to N")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
-    evaluate.add_argument("--tokenizer", help="sentencepiece model that made the labels")
+    evaluate.add_argument("--seed", type=int, default=0, help="of the distractor draws")
+    _add_decoder_arguments(evaluate)
     evaluate.add_argument("--techniques", default="none,hotwords,subword",
-                          help="comma-separated: none, hotwords, subword, lm, all, ...")
-    evaluate.add_argument("--beam-width", type=int, default=100)
-    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                          help="decoder option for every technique, e.g. unit_bonus=0.3 "
-                               "(repeatable)")
+                          help="comma-separated: none, hotwords, subword, lm, g2g, all, ...")
     evaluate.add_argument("--limit", type=int, help="only the first N utterances")
-    evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--cache", default="~/.cache/ctc-biasing/logprobs",
-                          help="where model outputs are cached (keyed by model and audio)")
+    evaluate.add_argument("--cache", help="where model outputs are cached, keyed by model "
+                          "and audio (default: $CTC_BIASING_CACHE/logprobs, "
+                          "~/.cache/ctc-biasing/logprobs)")
     evaluate.add_argument("--no-cache", action="store_true")
     evaluate.add_argument("--output", required=True, help="folder for the report")
-    evaluate.set_defaults(run=_eval, json=False)
+    evaluate.set_defaults(run=_eval)
+
+    testset = commands.add_parser(
+        "make-testset", help="synthesise a speech test set for your entities with offline "
+                             "TTS voices (VoxPopuli layout)",
+        epilog="Input lines: id<TAB>text<TAB>entity|entity... (a header 'id<TAB>...' and "
+               "#comments allowed). Install the voices with install_voices.sh (see "
+               "docs/make-testset.md).")
+    testset.add_argument("sentences", nargs="?", help="input TSV of sentences")
+    testset.add_argument("--output", help="output folder (created; runs again resume)")
+    testset.add_argument("--split", default="test", help="split name in asr_{split}.tsv")
+    testset.add_argument("--voices", help="comma-separated voice names, or 'all' for every "
+                         "installed voice (default: the installed voices marked default)")
+    testset.add_argument("--list-voices", action="store_true",
+                         help="print the known voices and whether they are installed")
+    testset.add_argument("--seed", type=int, default=0, help="seed of the voice order")
+    testset.add_argument("--jobs", type=int, default=2, help="parallel synthesis processes")
+    testset.add_argument("--digits", choices=("spell", "skip"), default="spell",
+                         help="sentences with digits: read spelled out (spell) or left out "
+                              "(skip); normalized_text keeps the digits either way")
+    testset.set_defaults(run=_make_testset)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        result = args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        return run(args)
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as error:
         print(f"ctc-biasing {args.command}: error: {error}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=1))
-    else:
-        print(result["text"] if isinstance(result, dict) else result)
-    return 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ _SPOKEN_PUNCTUATION = frozenset("&#%@*")
 OnError = Literal["raise", "skip"]
 
 
+class UnrepresentableEntityWarning(UserWarning):
+    """Entities of a list made with ``on_unrepresentable="skip"`` were dropped because the
+    model's units cannot spell them (the message names them)."""
+
+
 @dataclass(frozen=True)
 class Entity:
     """One listed name.

@@ -62,15 +62,15 @@ class Transcriber:
         kenlm_model_path: optional KenLM model for the decoder.
         tokenizer: sentencepiece model that made the model's labels; by default the one
             that comes with the model, if any.
-        beam_width: beams kept by the decoder.
+        beam_width: beams kept by the decoder (default ``DEFAULT_BEAM_WIDTH``, 100).
         device: ``"cpu"`` or ``"cuda"`` for a model given by spec.
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
     """
 
     def __init__(self, model: Any = None, kenlm_model_path: str | os.PathLike[str] | None = None,
-                 tokenizer: Any = None, beam_width: int = 100, device: str = "cpu",
+                 tokenizer: Any = None, beam_width: int | None = None, device: str = "cpu",
                  **options: Any) -> None:
-        from .decoders import build_biased_decoder
+        from .decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
         from .models import DEFAULT_MODEL, load_model
 
         if isinstance(model, str) or model is None:
@@ -78,7 +78,7 @@ class Transcriber:
         if tokenizer is None:
             tokenizer = getattr(model, "tokenizer_path", None)
         self.model = model
-        self.beam_width = beam_width
+        self.beam_width = DEFAULT_BEAM_WIDTH if beam_width is None else beam_width
         self.decoder = build_biased_decoder(model.labels, kenlm_model_path=kenlm_model_path,
                                             tokenizer=tokenizer, **options)
 

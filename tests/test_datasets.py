@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import shared_path
 
 from biasing.datasets import Utterance, load_dataset, read_entities_per_utt
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HEADER = "id\traw_text\tnormalized_text\tspeaker_id\tsplit\tgender\tis_gold_transcript\taccent"
 
 
@@ -177,9 +177,7 @@ def test_read_entities_per_utt_bad_lines(tmp_path: Path, line: str, problem: str
 # --- the shared data set -----------------------------------------------------------------
 
 def test_speechocean762_test_split() -> None:
-    root = SHARED / "data" / "speechocean762"
-    if not (root / "test" / "wav.scp").is_file():
-        pytest.skip(f"speechocean762 is not at {root}")
+    root = shared_path("data", "speechocean762")
     utterances = load_dataset(root, split="test")
     assert len(utterances) == 2500
     assert len({u.id for u in utterances}) == 2500

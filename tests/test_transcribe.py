@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,35 +11,12 @@ import pytest
 pytest.importorskip("torch", reason="the acoustic models need the torch extra")
 sf = pytest.importorskip("soundfile")
 
-from conftest import CHAR_LABELS, SHARED, char_logprobs
+from conftest import ScriptedModel, spoken_logprobs, write_tiny_quartznet
 
 from biasing.cli import main
-from biasing.models import ModelOutput
 from biasing.transcribe import Transcriber
 
-SPOKEN = char_logprobs("we met in fremont today", weak={16: ("d", 0.55, 0.35)})
-QUARTZNET = SHARED / "models" / "quartznet15x5"
-
-
-class ScriptedModel:
-    """Emits the same scripted log-probs for any audio, one frame per 20 ms."""
-
-    labels = CHAR_LABELS
-    sample_rate = 16000
-    frame_shift_s = 0.02
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-
-    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()
-                ) -> list[ModelOutput]:
-        self.batches.append(len(waves))
-        out = []
-        for wave in waves:
-            frames = int(len(wave) / (self.sample_rate * self.frame_shift_s))
-            reps = -(-frames // len(SPOKEN))
-            out.append(ModelOutput(np.concatenate([SPOKEN] * reps)[:frames]))
-        return out
+SPOKEN = spoken_logprobs()
 
 
 def _wav(path: Path, seconds: float, rate: int = 16000, channels: int = 1) -> Path:
@@ -99,8 +75,6 @@ def test_bad_inputs(tmp_path: Path) -> None:
 
 
 def test_tiny_quartznet_spec(tmp_path: Path) -> None:
-    from models.conftest import write_tiny_quartznet
-
     folder = write_tiny_quartznet(tmp_path / "tiny")
     transcriber = Transcriber(f"quartznet:{folder}")
     result = transcriber.transcribe(_wav(tmp_path / "a.wav", 1.0), entities=["abc"])[0]
@@ -114,14 +88,14 @@ def test_cli_unknown_model_names_the_choices(tmp_path: Path,
     assert "'qn:x'" in err and "'default'" in err and "quartznet:DIR" in err and "hf:DIR" in err
 
 
-@pytest.mark.skipif(not QUARTZNET.is_dir(), reason=f"development model absent: {QUARTZNET}")
-def test_cli_quartznet_demo(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    demo = str(QUARTZNET / "demo.wav")
-    assert main(["transcribe", demo, "--model", f"quartznet:{QUARTZNET}"]) == 0
+def test_cli_quartznet_demo(quartznet_dir: Path, capsys: pytest.CaptureFixture,
+                            tmp_path: Path) -> None:
+    demo = str(quartznet_dir / "demo.wav")
+    assert main(["transcribe", demo, "--model", f"quartznet:{quartznet_dir}"]) == 0
     assert capsys.readouterr().out.startswith("as i approached the city i heard bells ringing")
     entities = tmp_path / "list.txt"
     entities.write_text("Throngs\nFamily Groups\nZelenskyy\n", encoding="utf-8")
-    assert main(["transcribe", demo, "--model", f"quartznet:{QUARTZNET}",
+    assert main(["transcribe", demo, "--model", f"quartznet:{quartznet_dir}",
                  "--entities", str(entities), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert [e["entity"] for e in result["entities"]] == ["Throngs", "Family Groups"]

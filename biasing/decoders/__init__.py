@@ -20,6 +20,7 @@ logging.getLogger("pyctcdecode").addHandler(logging.NullHandler())
 from pyctcdecode.alphabet import Alphabet
 from pyctcdecode.constants import (
     DEFAULT_ALPHA,
+    DEFAULT_BEAM_WIDTH,
     DEFAULT_BETA,
     DEFAULT_SCORE_LM_BOUNDARY,
     DEFAULT_UNK_LOGP_OFFSET,
@@ -31,7 +32,7 @@ from .compile import CompiledEntities
 from .context_graph import ContextGraph
 from .respell import EntityMatch
 
-__all__ = ["BiasedBeamSearchDecoder", "BiasingOptions", "CompiledEntities", "ContextGraph",
+__all__ = ["DEFAULT_BEAM_WIDTH", "BiasedBeamSearchDecoder", "BiasingOptions", "CompiledEntities", "ContextGraph",
            "EntityMatch", "Hypothesis", "build_biased_decoder"]
 
 _BIASING_FIELDS = frozenset(f.name for f in fields(BiasingOptions))

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..entities import EntityList, normalize_entity
+from ..entities import EntityList, UnrepresentableEntityWarning, normalize_entity
 from ..tokenizer import BPE_MARK, Tokenizer
 from .context_graph import BOUNDARY, ContextGraph
 
@@ -76,7 +76,7 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
                    + (" ..." if len(problems) > 10 else ""))
         if entities.on_unrepresentable == "raise":
             raise ValueError(message + ". Pass on_unrepresentable='skip' to drop them.")
-        warnings.warn(message + "; skipped.", stacklevel=3)
+        warnings.warn(message + "; skipped.", UnrepresentableEntityWarning, stacklevel=3)
     if variants is not None:
         extra = variants([n for n in normalized if n])
         for index, (entity, norm) in enumerate(zip(entities, normalized)):

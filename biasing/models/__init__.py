@@ -16,7 +16,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,8 +27,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "default_model_dir", "forward_long",
-           "greedy_labels", "load_model"]
+__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "default_model_dir",
+           "files_fingerprint", "forward_long", "greedy_labels", "load_model"]
 
 # Spec prefixes understood by ``load_model``, with what follows the colon.
 MODEL_KINDS: dict[str, str] = {
@@ -75,6 +76,10 @@ class AcousticModel(Protocol):
     labels: list[str]  # one entry per output class, pyctcdecode convention
     sample_rate: int  # rate in Hz the waveforms passed to ``forward`` must have
     frame_shift_s: float  # seconds between consecutive output frames
+    # Optional, not part of the protocol's required surface: ``fingerprint`` (str), which
+    # changes whenever the outputs could (weights, config); caches of model outputs are
+    # keyed by it, and a model without one is not cached. ``head_labels`` (name -> labels)
+    # for models with auxiliary CTC heads.
 
     def forward(
         self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()
@@ -200,6 +205,14 @@ def forward_long(
         hidden={k: np.concatenate([p.hidden[k] for p in pieces]) for k in pieces[0].hidden},
         heads={k: np.concatenate([p.heads[k] for p in pieces]) for k in pieces[0].heads},
     )
+
+
+def files_fingerprint(kind: str, files: Iterable[Path]) -> str:
+    """A short SHA-1 of the names and bytes of the files that define a model."""
+    digest = hashlib.sha1(kind.encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:20]
 
 
 def greedy_labels(logprobs: np.ndarray, labels: Sequence[str]) -> list[str]:

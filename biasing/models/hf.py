@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from biasing.models import ModelOutput, _check_waves, _pad_batch, _torch_device
+from biasing.models import (
+    ModelOutput,
+    _check_waves,
+    _pad_batch,
+    _torch_device,
+    files_fingerprint,
+)
 
 __all__ = ["HuggingFaceCTCModel", "hf_labels", "load_hf_ctc"]
 
@@ -82,7 +88,7 @@ class HuggingFaceCTCModel:
     """
 
     def __init__(self, model: Any, feature_extractor: Any, labels: list[str],
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", fingerprint: str | None = None) -> None:
         try:
             import torch
         except ImportError as err:
@@ -97,6 +103,7 @@ class HuggingFaceCTCModel:
         if len(labels) != num_classes:
             raise ValueError(f"{len(labels)} labels for a CTC head with {num_classes} classes")
         self.labels = list(labels)
+        self.fingerprint = fingerprint  # of the folder's files; None for a model in memory
         self.sample_rate = int(feature_extractor.sampling_rate)
         self._kernels = [int(k) for k in config.conv_kernel]
         self._strides = [int(s) for s in config.conv_stride]
@@ -224,4 +231,6 @@ def load_hf_ctc(directory: str | Path, device: str = "cpu") -> HuggingFaceCTCMod
         word_delimiter=getattr(tokenizer, "word_delimiter_token", "|"),
         unk_token=tokenizer.unk_token,
     )
-    return HuggingFaceCTCModel(model, extractor, labels, device=device)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    return HuggingFaceCTCModel(model, extractor, labels, device=device,
+                               fingerprint=files_fingerprint("hf", files))

@@ -11,10 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import TINY_LABELS, write_tiny_quartznet
+
 from biasing.models import forward_long, load_model
 from biasing.models.quartznet import quantize_int8, read_weights
-
-from .conftest import TINY_LABELS, write_tiny_quartznet
 
 PHONES = ["AA", "B", "K", ""]
 

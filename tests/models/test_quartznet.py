@@ -12,6 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="model tests need torch: pip install 'ctc-biasing[torch]'")
 
+from conftest import TINY_LABELS, write_tiny_quartznet
+
 from biasing.metrics import edit_distance
 from biasing.models import ModelOutput, forward_long, greedy_labels, load_model
 from biasing.models.frontend import (
@@ -19,8 +21,6 @@ from biasing.models.frontend import (
     frontend_config_from_json,
     slaney_mel_filterbank,
 )
-
-from .conftest import TINY_LABELS, write_tiny_quartznet
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TRANSCRIPT = (

@@ -249,14 +249,18 @@ def build_network(config: Mapping[str, Any], weights: Mapping[str, np.ndarray], 
     return network
 
 
-def network_arrays(module: torch.nn.Module, prefix: str = "") -> dict[str, np.ndarray]:
-    """Parameters of ``module`` as float32 arrays under their ``weights.npz`` names.
+def network_arrays(source: torch.nn.Module | Mapping[str, torch.Tensor], prefix: str = "",
+                   ) -> dict[str, np.ndarray]:
+    """Parameters of a module (or the tensors of a ``state_dict``) as float32 arrays under
+    their ``weights.npz`` names.
 
     Conv2d weights (out, in, 1, kernel) become Conv1d shapes (out, in, kernel). ``prefix``
     is put before every name (``"blocks.6."`` for a block taken out of its network).
     """
+    tensors = (dict(source.named_parameters()) if isinstance(source, torch.nn.Module)
+               else source)
     out = {}
-    for name, param in module.named_parameters():
-        array = param.detach().float().cpu().numpy()
+    for name, tensor in tensors.items():
+        array = tensor.detach().float().cpu().numpy()
         out[prefix + name] = array[:, :, 0, :] if array.ndim == 4 else array
     return out

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from biasing.models import ModelOutput, _check_waves, _pad_batch, _torch_device
+from biasing.models import (
+    ModelOutput,
+    _check_waves,
+    _pad_batch,
+    _torch_device,
+    files_fingerprint,
+)
 from biasing.models.frontend import LogMelFrontend
 from biasing.models.quartznet.folder import (
     CONFIG_FILE,
@@ -144,19 +150,13 @@ def load_quartznet(directory: str | Path, device: str = "cpu") -> QuartzNetModel
         network.head.out_channels,
     )
     head_labels = {name: list(labels) for name, labels in config.get("head_labels", {}).items()}
+    files = [folder.path / CONFIG_FILE, folder.path / WEIGHTS_FILE]
+    if folder.tokenizer_path is not None:
+        files.append(folder.tokenizer_path)
     return QuartzNetModel(LogMelFrontend(frontend_config(config)), network, labels,
                           device=device, head_labels=head_labels,
                           tokenizer_path=folder.tokenizer_path,
-                          fingerprint=_folder_fingerprint(folder.path, folder.tokenizer_path))
-
-
-def _folder_fingerprint(folder: Path, tokenizer: Path | None) -> str:
-    """SHA-1 of the bytes of the files that define the model."""
-    digest = hashlib.sha1(b"quartznet")
-    for path in (folder / CONFIG_FILE, folder / WEIGHTS_FILE, tokenizer):
-        if path is not None:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:20]
+                          fingerprint=files_fingerprint("quartznet", files))
 
 
 def _network_fingerprint(network: QuartzNet, labels: Sequence[str]) -> str:

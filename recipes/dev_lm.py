@@ -7,7 +7,7 @@ Words are normalised as the metrics do (lower case, apostrophes kept); words wit
 are dropped. Estimated with ``biasing.decoders.arpa.write_arpa`` (absolute discounting);
 KenLM's ``lmplz`` would give a better model from the same text.
 
-    python data/recipes/lm/make_lm.py [OUT.arpa]   # default ~/.cache/ctc-biasing/lm/dev.arpa
+    python -m recipes.dev_lm [OUT.arpa]   # default $CTC_BIASING_CACHE/lm/dev.arpa
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from pathlib import Path
 
 from biasing.decoders.arpa import write_arpa
 from biasing.metrics import normalize_text
-
-ROOT = Path(__file__).resolve().parents[3]
-SHARED = ROOT.parent / "shared"
-DEV = Path.home() / ".cache" / "ctc-biasing" / "earnings21_dev_text"  # select.py writes it
+from biasing.paths import cache_root, shared_root
+from recipes.earnings21_dev.select import DEFAULT_OUT as DEV  # select writes the dev text
 
 
 def earnings_sentences() -> list[str]:
     """Sentences of every Earnings-21 call, rebuilt from the .nlp token files."""
     out = []
-    for nlp in sorted((SHARED / "data" / "earnings21" / "transcripts" / "nlp_references")
+    for nlp in sorted((shared_root() / "data" / "earnings21" / "transcripts" / "nlp_references")
                       .glob("*.nlp")):
         words: list[str] = []
         for line in nlp.read_text(encoding="utf-8").splitlines()[1:]:
@@ -41,17 +39,27 @@ def earnings_sentences() -> list[str]:
     return out
 
 
-def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else (
-        Path.home() / ".cache" / "ctc-biasing" / "lm" / "dev.arpa")
+def dev_entity_pattern() -> re.Pattern[str]:
+    """A regex over normalised text matching any dev benchmark entity as whole words."""
     if not (DEV / "entities.txt").is_file():
-        sys.exit(f"run data/benchmarks/earnings21_dev/select.py first ({DEV} is missing)")
+        sys.exit(f"run python -m recipes.earnings21_dev.select first ({DEV} is missing)")
     entities = [" ".join(normalize_text(e)) for e in
                 (DEV / "entities.txt").read_text(encoding="utf-8").splitlines() if e.strip()]
-    pattern = re.compile(r"\b(?:" + "|".join(re.escape(e) for e in sorted(
-        entities, key=len, reverse=True)) + r")\b")
-    texts = [line.split(maxsplit=1)[1] for line in
-             (SHARED / "data" / "speechocean762" / "train" / "text").read_text().splitlines()]
+    return re.compile(r"\b(?:" + "|".join(re.escape(e) for e in sorted(
+        entities, key=len, reverse=True) if e) + r")\b")
+
+
+def speechocean_train_texts() -> list[str]:
+    """The transcripts of speechocean762 train (upper case)."""
+    path = shared_root() / "data" / "speechocean762" / "train" / "text"
+    return [line.split(maxsplit=1)[1] for line in path.read_text().splitlines()
+            if len(line.split()) > 1]
+
+
+def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else cache_root() / "lm" / "dev.arpa"
+    pattern = dev_entity_pattern()
+    texts = speechocean_train_texts()
     texts += earnings_sentences()
     kept = []
     for text in texts:

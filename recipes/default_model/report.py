@@ -1,11 +1,11 @@
 """Greedy WER of every subword head and phone error rate of the phone head, per test set.
 
 Sets: speechocean762 *test* (real non-native speech) and the held-out-voice TTS set that
-``prepare.py`` writes (the Earnings-21 dev sentences read by voices no training utterance
+``prepare`` writes (the Earnings-21 dev sentences read by voices no training utterance
 uses). Reference phones are the first CMUdict / G2P pronunciation of each reference word
 without stress, as in training. Prints a markdown table.
 
-    python data/recipes/default_model/report.py [--model default] [--sets heldout] [--limit N]
+    python -m recipes.default_model.report [--model default] [--sets heldout] [--limit N]
 """
 
 from __future__ import annotations
@@ -13,29 +13,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from biasing.audio import load_audio
 from biasing.datasets import load_dataset
 from biasing.lexicon import pronounce_batch, strip_stress
 from biasing.metrics import edit_distance, normalize_text
 from biasing.models import greedy_labels, load_model
-
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "data" / "recipes" / "tts_testset"))
-from make_testset import tts_text
+from biasing.paths import shared_root
+from biasing.testset import tts_text
+from recipes.common import PREPARED, unit_words
 
 SETS = {  # name -> (title, folder, split)
-    "speechocean762": ("speechocean762 test", ROOT.parent / "shared" / "data" /
-                       "speechocean762", "test"),
-    "heldout": ("held-out voices", Path.home() / ".cache" / "ctc-biasing" / "default_model" /
-                "tts_heldout", "test"),
+    "speechocean762": ("speechocean762 test", shared_root() / "data" / "speechocean762", "test"),
+    "heldout": ("held-out voices", PREPARED / "tts_heldout", "test"),
 }
-
-
-def pieces_text(pieces: list[str]) -> str:
-    text = "".join(pieces)
-    return text.replace("▁", " ").strip() if "▁" in text else text.strip()
 
 
 def main() -> None:
@@ -76,7 +67,7 @@ def main() -> None:
                         target = [p for w in ref for p in lexicon[w]]
                         errs = edit_distance(target, hyp), len(target)
                     else:
-                        errs = edit_distance(ref, normalize_text(pieces_text(hyp))), len(ref)
+                        errs = edit_distance(ref, normalize_text(unit_words(hyp))), len(ref)
                     total = errors.setdefault(head, [0, 0])
                     total[0] += errs[0]
                     total[1] += errs[1]

@@ -1,6 +1,6 @@
 """Stage 2 of the default model: new CTC heads trained on the frozen stage-1 encoder.
 
-``train.py`` fine-tunes the whole network, about 5 s a step on 2 CPU cores; a new
+Stage 1 (``train``) fine-tunes the whole network, about 5 s a step on 2 CPU cores; a new
 sentencepiece head trained that way sat in CTC's all-blank plateau for the few hundred
 steps a session allows. Here the encoder of a model folder (stage 1, its old auxiliary
 heads removed) runs once over the training audio and the outputs the new heads read are
@@ -17,22 +17,22 @@ projection; ``CTCHead``):
 
 The encoder is frozen, so these heads have no feedback: a self-conditioning projection
 trained here would change the inputs of the blocks above it and with them every cached
-feature. Stage 3 (``train_top.py``) adds it, fine-tuning blocks 6-14 from the block-5 cache.
+feature. Stage 3 (``train_top``) adds it, fine-tuning blocks 6-14 from the block-5 cache.
 
 Inputs are scaled per channel to unit RMS for training; the scale is folded into each
 head's first convolution on export, so the exported folder computes the same function.
 
-Data as ``train.py``: speechocean762 train (100 utterances kept for validation) and the
-synthetic training speech; ``--copies 2`` adds one augmented pass (speed, noise,
+Data as ``train`` (``recipes.common``): speechocean762 train (100 utterances kept for
+validation) and the synthetic training speech; ``--copies 2`` adds one augmented pass (speed, noise,
 reverberation, gain, SpecAugment) to the clean one. Resumable (``RUN/heads.pt`` every
 epoch, keeping each head's best validation state); ``RUN/log.tsv`` logs.
 
-    python data/recipes/default_model/train_heads.py RUN --base STAGE1
-    python data/recipes/default_model/train_heads.py RUN --base STAGE1 --export DIR
-    python data/recipes/default_model/train_heads.py RUN --base STAGE1 --state top_best.pt \
+    python -m recipes.default_model.train_heads RUN --base STAGE1
+    python -m recipes.default_model.train_heads RUN --base STAGE1 --export DIR
+    python -m recipes.default_model.train_heads RUN --base STAGE1 --state top_best.pt \
         --export DIR
 
-``--base`` is the stage-1 folder (``export.py``), not ``data/models/default``: the bundled
+``--base`` is the stage-1 folder (``export``), not ``data/models/default``: the bundled
 model's blocks 6-14 have been fine-tuned by stage 3.
 """
 
@@ -41,40 +41,40 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
-import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from biasing.lexicon.arpabet import BASE_PHONES
-from biasing.metrics import edit_distance, wer
 from biasing.models import greedy_labels
 from biasing.models.frontend import LogMelFrontend
 from biasing.models.quartznet import (
     CTCHead,
     HeadSpec,
     QuartzNet,
-    _conv_specs,
-    _frame_mask,
-    _frontend_config,
-    _read_weights,
-    quantize_int8,
+    build_network,
+    frame_mask,
+    frontend_config,
+    read_folder,
+    write_folder,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import (
-    PREPARED,
-    Utterance,
+from recipes.common import (
+    PHONE_LABELS,
+    RunLog,
+    TrainUtterance,
     augment,
     batches,
     ctc,
+    error_rate,
     load_corpus,
-    phone_sequence,
+    pad_waves,
+    phone_targets,
     spec_augment,
     train_tokenizer,
+    validation_split,
 )
 
 SOURCES = {"block5": 1 << 8, "block11": 1 << 9, "epilog": 1 << 10}  # name -> channels
@@ -85,33 +85,51 @@ HEADS = {  # name -> (source, units, kernel, hidden)
     "phones": ("block11", "phones", 9, 384),
 }
 BATCH_FRAMES = 12_000  # padded frames per training batch (about 4 minutes of audio)
+CACHE_BATCH_SAMPLES = 160 * 16000  # padded samples per encoder batch while caching
 
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--base", type=Path, required=True,
+                        help="stage-1 model folder whose encoder stays frozen")
+    parser.add_argument("--export", type=Path, help="write a model folder and stop")
+    parser.add_argument("--output", choices=("pieces", "chars"), default="pieces",
+                        help="with --export: the main output the folder gets")
+    parser.add_argument("--state", default="heads.pt",
+                        help="with --export: heads.pt (stage 2) or top_best.pt (stage 3)")
+    parser.add_argument("--vocab", type=int, default=256)
+    parser.add_argument("--copies", type=int, default=1, choices=(1, 2),
+                        help="cached passes over the training audio: clean, + augmented")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--minutes", type=float, default=1e9)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="smoke test: first N utterances")
+    return parser.parse_args(argv)
+
+
+# -------------------------------------------------------------------- encoder and cache
 
 def base_network(folder: Path) -> tuple[QuartzNet, LogMelFrontend, dict, dict[str, np.ndarray]]:
     """The stage-1 network of ``folder`` without its auxiliary heads, and its weights."""
-    config = json.loads((folder / "config.json").read_text())
-    weights = {k: v for k, v in _read_weights(folder / "weights.npz").items()
-               if not k.startswith("heads.")}
-    network = QuartzNet(_conv_specs(config, weights))
-    state = {name: torch.from_numpy(weights[name.replace("subs.", "sub.")].reshape(p.shape))
-             for name, p in network.state_dict().items()}
-    network.load_state_dict(state)
-    return network.eval(), LogMelFrontend(_frontend_config(config)).eval(), config, weights
+    model = read_folder(folder)
+    weights = {k: v for k, v in model.weights.items() if not k.startswith("heads.")}
+    network = build_network(model.config, weights, heads=False)
+    return network.eval(), LogMelFrontend(frontend_config(model.config)).eval(), \
+        model.config, weights
 
 
-def cache_features(network: QuartzNet, frontend: LogMelFrontend, corpus: list[Utterance],
+def cache_features(network: QuartzNet, frontend: LogMelFrontend, corpus: list[TrainUtterance],
                    out: Path, augmented: bool, seed: int) -> None:
-    """Run the encoder over ``corpus`` and store block 5, block 11 and epilog.1 outputs."""
-    captured: dict[str, torch.Tensor] = {}
-    hook = network.head.register_forward_hook(
-        lambda module, inputs, output: captured.__setitem__("epilog", inputs[0]))
+    """Run the encoder over ``corpus`` and store block 5, block 11 and epilog outputs."""
     order = sorted(range(len(corpus)), key=lambda i: len(corpus[i].wave))
     rng = np.random.default_rng(seed)
-    waves = [corpus[i].wave.astype(np.float32) / 32768 for i in order]
+    waves = [corpus[i].float_wave() for i in order]
     if augmented:
         waves = [augment(w, rng) for w in waves]
-    frames = [len(w) // 320 + 2 for w in waves]  # upper bound; trimmed below
-    total = sum(frames)
+    total = sum(len(w) // 320 + 2 for w in waves)  # upper bound on frames; trimmed below
     arrays = {name: np.lib.format.open_memmap(out / f"{name}.npy", "w+", np.float16,
                                               (total, channels))
               for name, channels in SOURCES.items()}
@@ -120,21 +138,15 @@ def cache_features(network: QuartzNet, frontend: LogMelFrontend, corpus: list[Ut
     started = time.time()
     while start < len(order):
         stop = start + 1
-        while stop < len(order) and len(waves[stop]) * (stop - start + 1) <= 160 * 16000:
+        while stop < len(order) and len(waves[stop]) * (stop - start + 1) <= CACHE_BATCH_SAMPLES:
             stop += 1
-        batch = waves[start:stop]
-        n = torch.tensor([len(w) for w in batch])
-        padded = torch.zeros(len(batch), int(n.max()))
-        for row, wave in enumerate(batch):
-            padded[row, : len(wave)] = torch.from_numpy(wave)
+        padded, n = pad_waves(waves[start:stop])
         with torch.inference_mode():
             feats, feat_lengths = frontend(padded, n)
             if augmented:
                 spec_augment(feats, feat_lengths, rng)
-            result = network(feats, feat_lengths, layers=(5, 11))
-        outputs = {"block5": result.hidden[5], "block11": result.hidden[11],
-                   "epilog": captured["epilog"].squeeze(2)}
-        for row, length in enumerate(result.lengths.tolist()):
+            outputs, out_lengths = encode(network, feats, feat_lengths)
+        for row, length in enumerate(out_lengths.tolist()):
             for name, array in arrays.items():
                 array[position:position + length] = (
                     outputs[name][row, :, :length].T.numpy().astype(np.float16))
@@ -144,12 +156,26 @@ def cache_features(network: QuartzNet, frontend: LogMelFrontend, corpus: list[Ut
             position += length
         start = stop
         print(f"cached {start}/{len(order)} {time.time() - started:.0f}s", flush=True)
-    hook.remove()
     for array in arrays.values():
         array.flush()
     (out / "index.json").write_text(json.dumps(
         {"ids": ids, "offsets": offsets, "lengths": lengths, "frames": position}))
     (out / "done").touch()
+
+
+def encode(network: QuartzNet, feats: torch.Tensor, lengths: torch.Tensor,
+           ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The outputs the heads read (SOURCES, each (B, channels, T)) and the frame counts;
+    the epilog output is what the network's output head receives."""
+    captured: dict[str, torch.Tensor] = {}
+    hook = network.head.register_forward_hook(
+        lambda module, inputs, output: captured.__setitem__("epilog", inputs[0]))
+    try:
+        result = network(feats, lengths, layers=(5, 11))
+    finally:
+        hook.remove()
+    return ({"block5": result.hidden[5], "block11": result.hidden[11],
+             "epilog": captured["epilog"].squeeze(2)}, result.lengths)
 
 
 class Cache:
@@ -174,10 +200,12 @@ class Cache:
         return x.contiguous(memory_format=torch.channels_last), torch.tensor(lengths)
 
 
+# ----------------------------------------------------------------------------- heads
+
 def make_heads(pieces: int) -> dict[str, CTCHead]:
     heads = {}
     for name, (source, units, kernel, hidden) in HEADS.items():
-        classes = pieces + 1 if units == "pieces" else len(BASE_PHONES) + 1
+        classes = pieces + 1 if units == "pieces" else len(PHONE_LABELS)
         heads[name] = CTCHead(SOURCES[source], HeadSpec(name, 0, classes, False, kernel, hidden))
     return heads
 
@@ -189,28 +217,33 @@ def scales(cache: Cache) -> dict[str, torch.Tensor]:
             for name, a in cache.arrays.items()}
 
 
+@dataclass(frozen=True)
+class Targets:
+    """Reference label ids per utterance and the labels, by unit kind."""
+
+    refs: dict[str, dict[str, list[int]]]  # "pieces" | "phones" -> utterance id -> ids
+    labels: dict[str, list[str]]  # "pieces" | "phones" -> labels, blank last
+
+    def truths(self, units: str, ids: Sequence[str]) -> list[list[str]]:
+        return [[self.labels[units][t] for t in self.refs[units][i]] for i in ids]
+
+
 def evaluate(heads: dict[str, CTCHead], cache: Cache, scale: dict[str, torch.Tensor],
-             refs: dict[str, dict[str, list[int]]], labels: dict[str, list[str]]
-             ) -> dict[str, float]:
+             targets: Targets) -> dict[str, float]:
     """Greedy error rate per head: word error rate for pieces, phone error rate for phones."""
     errors = {}
     with torch.no_grad():
         for name, head in heads.items():
             source, units = HEADS[name][:2]
             head.eval()
-            hyps, truths = [], []
+            hyps = []
             for i in range(len(cache.ids)):
                 x, _ = cache.batch([i], source)
                 logits = head(x * scale[source].view(1, -1, 1, 1))
                 lp = torch.log_softmax(logits[0, :, 0, :], dim=0).T.numpy()
-                hyps.append(greedy_labels(lp, labels[units]))
-                truths.append([labels[units][t] for t in refs[units][cache.ids[i]]])
-            if units == "pieces":
-                errors[name] = float(wer(["".join(t).replace("▁", " ").strip() for t in truths],
-                                   ["".join(h).replace("▁", " ").strip() for h in hyps]))
-            else:
-                errors[name] = (sum(edit_distance(t, h) for t, h in zip(truths, hyps))
-                                / max(1, sum(len(t) for t in truths)))
+                hyps.append(greedy_labels(lp, targets.labels[units]))
+            errors[name] = error_rate(targets.truths(units, cache.ids), hyps,
+                                      phones=units == "phones")
     return errors
 
 
@@ -220,13 +253,13 @@ def export(run: Path, base: Path, out: Path, output: str = "pieces",
 
     ``output="chars"`` keeps the character output and adds only the auxiliary heads (their
     sentencepiece model is written next to them as ``tokenizer.model``). A ``state_file``
-    of ``train_top.py`` (``top_best.pt``) also replaces the convolutions it fine-tuned; a head
+    of ``train_top`` (``top_best.pt``) also replaces the convolutions it fine-tuned; a head
     with a ``back`` projection is exported with feedback.
     """
     state = torch.load(run / state_file, map_location="cpu", weights_only=False)
-    config = json.loads((base / "config.json").read_text())
-    weights = {k: v for k, v in _read_weights(base / "weights.npz").items()
-               if not k.startswith("heads.")}
+    folder = read_folder(base)
+    config = dict(folder.config)
+    weights = {k: v for k, v in folder.weights.items() if not k.startswith("heads.")}
     weights.update(state.get("encoder", {}))
     pieces = state["pieces"]
     conv = {c["name"]: c for c in config["convolutions"]}
@@ -272,62 +305,28 @@ def export(run: Path, base: Path, out: Path, output: str = "pieces",
     else:
         config["head_tokenizer"] = "tokenizer.model"  # the sentencepiece model of ctc_5/11
     config["heads"] = head_entries
-    config["head_labels"] = {e["name"]: (pieces if HEADS[e["name"]][1] == "pieces"
-                                         else list(BASE_PHONES)) + [""] for e in head_entries}
+    config["head_labels"] = {e["name"]: (pieces + [""] if HEADS[e["name"]][1] == "pieces"
+                                         else list(PHONE_LABELS)) for e in head_entries}
     config["model"] = (f"ctc-biasing default: QuartzNet 15x5 encoder fine-tuned, with "
                        f"{'a sentencepiece' if output == 'pieces' else 'its character'} output "
                        "head, intermediate sentencepiece CTC heads and a phone head")
     config["heads_epochs"] = int(state["epoch"])
     if "top_steps" in state:
         config["top_steps"] = int(state["top_steps"])
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "weights.npz", **quantize_int8(weights))
-    (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
-    shutil.copyfile(run / "tokenizer.model", out / "tokenizer.model")
+    write_folder(out, config, weights, files={"tokenizer.model": run / "tokenizer.model"})
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", type=Path)
-    parser.add_argument("--base", type=Path, required=True,
-                        help="stage-1 model folder whose encoder stays frozen")
-    parser.add_argument("--export", type=Path, help="write a model folder and stop")
-    parser.add_argument("--output", choices=("pieces", "chars"), default="pieces",
-                        help="with --export: the main output the folder gets")
-    parser.add_argument("--state", default="heads.pt",
-                        help="with --export: heads.pt (stage 2) or top_best.pt (stage 3)")
-    parser.add_argument("--vocab", type=int, default=256)
-    parser.add_argument("--copies", type=int, default=1, choices=(1, 2),
-                        help="cached passes over the training audio: clean, + augmented")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--minutes", type=float, default=1e9)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=0, help="smoke test: first N utterances")
-    args = parser.parse_args()
-    if args.export is not None:
-        export(args.run, args.base, args.export, args.output, args.state)
-        return
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    started = time.time()
-    args.run.mkdir(parents=True, exist_ok=True)
+# ----------------------------------------------------------------------------- train
 
-    def log(line: str) -> None:
-        print(line, flush=True)
-        with (args.run / "log.tsv").open("a") as out:
-            out.write(line + "\n")
-
-    corpus = load_corpus(PREPARED / "train_audio.npz")
+def prepare(args: argparse.Namespace, log: RunLog
+            ) -> tuple[Targets, list[Cache], Cache]:
+    """Targets, then the cached training passes and validation pass (made if missing)."""
+    corpus = load_corpus()
     if args.limit:
         corpus = corpus[:: len(corpus) // args.limit]
-    valid_ids = sorted(u.utt_id for u in corpus if u.source == "speechocean762")
-    valid_ids = valid_ids[::max(1, len(valid_ids) // 100)][:100]  # the validation set of train.py
-    valid = [u for u in corpus if u.utt_id in set(valid_ids)]
-    train = [u for u in corpus if u.utt_id not in set(valid_ids)]
+    train, valid = validation_split(corpus)
     spm_path = args.run / "tokenizer.model"
     if not spm_path.is_file():
         train_tokenizer([u.text for u in train], args.vocab, spm_path)
@@ -335,13 +334,10 @@ def main() -> None:
 
     sp = spm.SentencePieceProcessor(model_file=str(spm_path))
     pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    lexicon: dict[str, tuple[str, ...]] = {}
-    phone_index = {p: i for i, p in enumerate(BASE_PHONES)}
-    refs = {"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
-            "phones": {u.utt_id: [phone_index[p] for p in phone_sequence(u.text, lexicon)]
-                       for u in corpus}}
-    labels = {"pieces": pieces + [""], "phones": list(BASE_PHONES) + [""]}
-
+    targets = Targets(refs={"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
+                            "phones": phone_targets(corpus)},
+                      labels={"pieces": [*pieces, ""], "phones": list(PHONE_LABELS)})
+    started = time.time()
     network, frontend, _, _ = base_network(args.base)
     passes = [("valid", valid, False)] + [(f"train{c}", train, c > 0) for c in range(args.copies)]
     for name, utts, augmented in passes:
@@ -349,14 +345,68 @@ def main() -> None:
         if not (folder / "done").is_file():
             folder.mkdir(parents=True, exist_ok=True)
             cache_features(network, frontend, utts, folder, augmented, args.seed)
-    valid_cache = Cache(args.run / "cache" / "valid")
     train_caches = [Cache(args.run / "cache" / f"train{c}") for c in range(args.copies)]
     log(f"cached {sum(len(c.ids) for c in train_caches)} training passes, "
         f"{sum(sum(c.lengths) for c in train_caches)} frames, {time.time() - started:.0f}s")
+    return targets, train_caches, Cache(args.run / "cache" / "valid")
 
-    heads = make_heads(len(pieces))
+
+def train_epoch(heads: dict[str, CTCHead], optimizer: torch.optim.Optimizer,
+                caches: list[Cache], scale: dict[str, torch.Tensor], targets: Targets,
+                epoch: int, args: argparse.Namespace) -> dict[str, float]:
+    """One pass over every cached batch; returns each head's mean loss."""
+    steps_per_epoch = sum(len(batches(c.lengths, BATCH_FRAMES, len(c.lengths), 0))
+                          for c in caches)
+    total_steps = steps_per_epoch * args.epochs
     params = [p for head in heads.values() for p in head.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    for head in heads.values():
+        head.train()
+    work = [(c, b) for c in caches
+            for b in batches(c.lengths, BATCH_FRAMES, len(c.lengths), args.seed + epoch)]
+    random.Random(args.seed + epoch).shuffle(work)
+    sums = dict.fromkeys(heads, 0.0)
+    for position, (cache, items) in enumerate(work):
+        step = epoch * steps_per_epoch + position
+        warm = min(1.0, (step + 1) / 200)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * warm * 0.5 * (1 + np.cos(np.pi * step / total_steps))
+        losses = []
+        inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for name, head in heads.items():
+            source, units = HEADS[name][:2]
+            if source not in inputs:
+                x, n = cache.batch(items, source)
+                inputs[source] = (x * scale[source].view(1, -1, 1, 1), n)
+            x, n = inputs[source]
+            loss = ctc(head(x, frame_mask(x, n)).squeeze(2), n,
+                       [targets.refs[units][cache.ids[i]] for i in items],
+                       len(targets.labels[units]) - 1)
+            losses.append(loss)
+            sums[name] += loss.item()
+        optimizer.zero_grad()
+        torch.stack(losses).sum().backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        optimizer.step()
+        if position % 50 == 0:
+            print(f"epoch {epoch} step {position}/{len(work)} "
+                  + " ".join(f"{k} {v.item():.3f}" for k, v in zip(heads, losses)), flush=True)
+    return {name: total / len(work) for name, total in sums.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.export is not None:
+        export(args.run, args.base, args.export, args.output, args.state)
+        return
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.time()
+    log = RunLog(args.run / "log.tsv")
+    targets, train_caches, valid_cache = prepare(args, log)
+    pieces = targets.labels["pieces"][:-1]
+    heads = make_heads(len(pieces))
+    optimizer = torch.optim.AdamW([p for h in heads.values() for p in h.parameters()],
+                                  lr=args.lr, weight_decay=1e-2)
     checkpoint = args.run / "heads.pt"
     epoch = 0
     scale = scales(train_caches[0])
@@ -370,49 +420,16 @@ def main() -> None:
         epoch, scale = state["epoch"], state["scale"]
         best = {name: (state["best_error"][name], state["best"][name]) for name in heads}
         log(f"resumed after epoch {epoch}")
-    steps_per_epoch = sum(len(batches(c.lengths, BATCH_FRAMES, len(c.lengths), 0))
-                          for c in train_caches)
-    total_steps = steps_per_epoch * args.epochs
     while epoch < args.epochs and (time.time() - started) / 60 < args.minutes:
-        for head in heads.values():
-            head.train()
-        work = [(c, b) for c in train_caches
-                for b in batches(c.lengths, BATCH_FRAMES, len(c.lengths), args.seed + epoch)]
-        random.Random(args.seed + epoch).shuffle(work)
-        sums = dict.fromkeys(heads, 0.0)
-        for position, (cache, items) in enumerate(work):
-            step = epoch * steps_per_epoch + position
-            warm = min(1.0, (step + 1) / 200)
-            for group in optimizer.param_groups:
-                group["lr"] = args.lr * warm * 0.5 * (1 + np.cos(np.pi * step / total_steps))
-            losses = []
-            inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-            for name, head in heads.items():
-                source, units = HEADS[name][:2]
-                if source not in inputs:
-                    x, n = cache.batch(items, source)
-                    inputs[source] = (x * scale[source].view(1, -1, 1, 1), n)
-                x, n = inputs[source]
-                loss = ctc(head(x, _frame_mask(x, n)).squeeze(2), n,
-                           [refs[units][cache.ids[i]] for i in items], len(labels[units]) - 1)
-                losses.append(loss)
-                sums[name] += loss.item()
-            optimizer.zero_grad()
-            torch.stack(losses).sum().backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
-            if position % 50 == 0:
-                print(f"epoch {epoch} step {position}/{len(work)} "
-                      + " ".join(f"{k} {v.item():.3f}" for k, v in zip(heads, losses))
-                      + f" {time.time() - started:.0f}s", flush=True)
+        losses = train_epoch(heads, optimizer, train_caches, scale, targets, epoch, args)
         epoch += 1
-        errors = evaluate(heads, valid_cache, scale, refs, labels)
+        errors = evaluate(heads, valid_cache, scale, targets)
         for name, head in heads.items():
             if errors[name] < best[name][0]:
-                best[name] = (float(errors[name]), {k: v.clone() for k, v in head.state_dict().items()})
+                best[name] = (errors[name], {k: v.clone() for k, v in head.state_dict().items()})
         log(f"epoch {epoch}\t" + "\t".join(
-            f"{name} loss {sums[name] / len(work):.3f} err {100 * errors[name]:.1f}"
-            for name in heads) + f"\t{time.time() - started:.0f}s")
+            f"{name} loss {losses[name]:.3f} err {100 * errors[name]:.1f}" for name in heads)
+            + f"\t{time.time() - started:.0f}s")
         torch.save({"heads": {n: h.state_dict() for n, h in heads.items()},
                     "optimizer": optimizer.state_dict(), "epoch": epoch, "scale": scale,
                     "best": {n: b[1] for n, b in best.items()},

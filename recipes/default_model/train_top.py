@@ -1,6 +1,6 @@
 """Stage 3 of the default model: blocks 6-14 fine-tuned with self-conditioned CTC heads.
 
-Stage 2 (``train_heads.py``) trained new heads on the frozen stage-1 encoder, so they could
+Stage 2 (``train_heads``) trained new heads on the frozen stage-1 encoder, so they could
 not feed back (a feedback projection changes the input of every block above it) and the
 sentencepiece output had to make do with features learnt for characters. Here the top of
 the encoder trains with them, from the block-5 outputs stage 2 cached (``RUN/cache``;
@@ -20,8 +20,8 @@ and the weights stay float32). Resumable (``RUN/top.pt``); validation greedy WER
 ``--eval-every`` steps, keeping the best state by the ``--select`` output's WER (the
 sentencepiece output by default, as for the bundled model).
 
-    python data/recipes/default_model/train_top.py RUN --base STAGE1 --epochs 2 --eval-every 61
-    python data/recipes/default_model/train_heads.py RUN --base STAGE1 --state top_best.pt \
+    python -m recipes.default_model.train_top RUN --base STAGE1 --epochs 2 --eval-every 61
+    python -m recipes.default_model.train_heads RUN --base STAGE1 --state top_best.pt \
         --export DIR --output chars
 """
 
@@ -29,26 +29,54 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from biasing.lexicon.arpabet import BASE_PHONES
-from biasing.metrics import edit_distance, wer
 from biasing.models import greedy_labels
-from biasing.models.quartznet import CTCHead, HeadSpec, QuartzNet, _frame_mask
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import PREPARED, batches, ctc, load_corpus, phone_sequence
-from train_heads import BATCH_FRAMES, HEADS, SOURCES, Cache, base_network
+from biasing.models.quartznet import CTCHead, HeadSpec, QuartzNet, frame_mask, network_arrays
+from recipes.common import (
+    PHONE_LABELS,
+    RunLog,
+    batches,
+    ctc,
+    error_rate,
+    load_corpus,
+    phone_targets,
+)
+from recipes.default_model.train_heads import (
+    BATCH_FRAMES,
+    HEADS,
+    SOURCES,
+    Cache,
+    Targets,
+    base_network,
+)
 
 FIRST = 6  # first trained block; blocks 0..5 are frozen and read from the cache
 FEEDBACK = ("ctc_5", "ctc_11")
 WEIGHTS = {"output": 1.0, "chars": 1.0, "ctc_5": 0.3, "ctc_11": 0.3, "phones": 0.3}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="the run folder of train_heads")
+    parser.add_argument("--base", type=Path, required=True,
+                        help="the stage-1 model folder train_heads read")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--minutes", type=float, default=1e9)
+    parser.add_argument("--lr", type=float, default=5e-5,
+                        help="the encoder's rate; heads 4x, feedback projections 20x")
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--select", choices=("output", "chars"), default="output",
+                        help="the output whose validation WER picks the state kept")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
 
 
 class Top(nn.Module):
@@ -65,7 +93,7 @@ class Top(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits (B, classes, T) of every head for (B, 256, 1, T) block-5 outputs."""
-        mask = _frame_mask(x, lengths)
+        mask = frame_mask(x, lengths)
         logits: dict[str, torch.Tensor] = {}
 
         def read(name: str, source: str, features: torch.Tensor) -> None:
@@ -80,10 +108,18 @@ class Top(nn.Module):
                 read("ctc_11", "block11", x)
                 x = x + self.heads["ctc_11"].feedback(logits["ctc_11"])
         for unit in self.epilog:
-            x = torch.relu(QuartzNet._sub(unit, x, mask))
+            x = torch.relu(QuartzNet.run_unit(unit, x, mask))
         read("output", "epilog", x)
         logits["chars"] = self.chars(x)
         return {name: value.squeeze(2) for name, value in logits.items()}
+
+    def encoder_arrays(self) -> dict[str, np.ndarray]:
+        """The trained convolutions under their weights.npz names."""
+        out = network_arrays(self.epilog, "epilog.")
+        out.update(network_arrays(self.chars, "head."))
+        for index, block in enumerate(self.blocks, FIRST):
+            out.update(network_arrays(block, f"blocks.{index}."))
+        return out
 
 
 def stage2_heads(state: dict) -> dict[str, CTCHead]:
@@ -99,78 +135,31 @@ def stage2_heads(state: dict) -> dict[str, CTCHead]:
     return heads
 
 
-def encoder_arrays(top: Top) -> dict[str, np.ndarray]:
-    """The trained convolutions of ``top`` under their weights.npz names."""
-    out = {}
-    for prefix, module in (("blocks.", top.blocks), ("epilog.", top.epilog), ("head", top.chars)):
-        for name, param in module.named_parameters():
-            if prefix == "blocks.":
-                index, _, rest = name.partition(".")
-                name = f"{int(index) + FIRST}.{rest}"
-            key = (prefix + ("." if prefix == "head" else "") + name).replace("subs.", "sub.")
-            value = param.detach().float().numpy()
-            out[key] = value[:, :, 0, :] if value.ndim == 4 else value
-    return out
-
-
-def evaluate(top: Top, cache: Cache, refs: dict[str, dict[str, list[int]]],
-             labels: dict[str, list[str]]) -> dict[str, float]:
-    """Greedy validation error per head: WER for words, PER for phones."""
-    top.eval()
-    hyps: dict[str, list[list[str]]] = {name: [] for name in WEIGHTS}
-    truths: dict[str, list[list[str]]] = {name: [] for name in WEIGHTS}
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        for i in range(len(cache.ids)):
-            x, n = cache.batch([i], "block5")
-            for name, logits in top(x, n).items():
-                units = unit_of(name)
-                lp = torch.log_softmax(logits[0].float(), dim=0).T.numpy()
-                hyps[name].append(greedy_labels(lp, labels[units]))
-                truths[name].append([labels[units][t] for t in refs[units][cache.ids[i]]])
-    top.train()
-    errors = {}
-    for name in WEIGHTS:
-        if unit_of(name) == "phones":
-            errors[name] = (sum(edit_distance(t, h) for t, h in zip(truths[name], hyps[name]))
-                            / max(1, sum(len(t) for t in truths[name])))
-        else:
-            errors[name] = float(wer([words(t) for t in truths[name]],
-                                     [words(h) for h in hyps[name]]))
-    return errors
-
-
 def unit_of(name: str) -> str:
     return "chars" if name == "chars" else HEADS[name][1]
 
 
-def words(units: list[str]) -> str:
-    return "".join(units).replace("▁", " ").strip()
+def evaluate(top: Top, cache: Cache, targets: Targets) -> dict[str, float]:
+    """Greedy validation error per head: WER for words, PER for phones."""
+    top.eval()
+    hyps: dict[str, list[list[str]]] = {name: [] for name in WEIGHTS}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for i in range(len(cache.ids)):
+            x, n = cache.batch([i], "block5")
+            for name, logits in top(x, n).items():
+                lp = torch.log_softmax(logits[0].float(), dim=0).T.numpy()
+                hyps[name].append(greedy_labels(lp, targets.labels[unit_of(name)]))
+    top.train()
+    return {name: error_rate(targets.truths(unit_of(name), cache.ids), hyps[name],
+                             phones=unit_of(name) == "phones") for name in WEIGHTS}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", type=Path, help="the run folder of train_heads.py")
-    parser.add_argument("--base", type=Path, required=True,
-                        help="the stage-1 model folder train_heads.py read")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--minutes", type=float, default=1e9)
-    parser.add_argument("--lr", type=float, default=5e-5,
-                        help="the encoder's rate; heads 4x, feedback projections 20x")
-    parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--select", choices=("output", "chars"), default="output",
-                        help="the output whose validation WER picks the state kept")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     started = time.time()
-
-    def log(line: str) -> None:
-        print(line, flush=True)
-        with (args.run / "top_log.tsv").open("a") as out:
-            out.write(line + "\n")
-
+    log = RunLog(args.run / "top_log.tsv")
     stage2 = torch.load(args.run / "heads.pt", map_location="cpu", weights_only=False)
     pieces: list[str] = stage2["pieces"]
     import sentencepiece as spm
@@ -178,21 +167,19 @@ def main() -> None:
     sp = spm.SentencePieceProcessor(model_file=str(args.run / "tokenizer.model"))
     network, _, config, _ = base_network(args.base)
     char_index = {c: i for i, c in enumerate(config["labels"])}
-    corpus = load_corpus(PREPARED / "train_audio.npz")
-    lexicon: dict[str, tuple[str, ...]] = {}
-    phone_index = {p: i for i, p in enumerate(BASE_PHONES)}
-    refs = {"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
-            "chars": {u.utt_id: [char_index[c] for c in u.text] for u in corpus},
-            "phones": {u.utt_id: [phone_index[p] for p in phone_sequence(u.text, lexicon)]
-                       for u in corpus}}
-    labels = {"pieces": pieces + [""], "chars": list(config["labels"]) + [""],
-              "phones": list(BASE_PHONES) + [""]}
+    corpus = load_corpus()
+    targets = Targets(
+        refs={"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
+              "chars": {u.utt_id: [char_index[c] for c in u.text] for u in corpus},
+              "phones": phone_targets(corpus)},
+        labels={"pieces": [*pieces, ""], "chars": [*config["labels"], ""],
+                "phones": list(PHONE_LABELS)})
     valid = Cache(args.run / "cache" / "valid", ("block5",))
     train = [Cache(args.run / "cache" / name, ("block5",)) for name in ("train0", "train1")
              if (args.run / "cache" / name / "done").is_file()]
 
     top = Top(network, stage2_heads(stage2), stage2["scale"]).train()
-    params = [p for p in top.parameters()]
+    params = list(top.parameters())
     feedback = [p for name, p in top.named_parameters() if name.endswith("back.weight")]
     heads = [p for name, p in top.named_parameters()
              if name.startswith("heads.") and not name.endswith("back.weight")]
@@ -209,7 +196,7 @@ def main() -> None:
         step, best_error, best = state["step"], state["best_error"], state["best"]
         log(f"resumed at step {step}")
     else:
-        errors = evaluate(top, valid, refs, labels)
+        errors = evaluate(top, valid, targets)
         log("step 0\t" + "\t".join(f"{k} {100 * v:.1f}" for k, v in errors.items()))
     plans = [[(c, b) for c in train for b in batches(c.lengths, BATCH_FRAMES, len(c.lengths),
                                                       args.seed + epoch)]
@@ -234,8 +221,9 @@ def main() -> None:
         x, n = cache.batch(items, "block5")
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = top(x, n)
-        losses = {name: ctc(logits[name], n, [refs[unit_of(name)][cache.ids[i]] for i in items],
-                            len(labels[unit_of(name)]) - 1) for name in WEIGHTS}
+        losses = {name: ctc(logits[name], n,
+                            [targets.refs[unit_of(name)][cache.ids[i]] for i in items],
+                            len(targets.labels[unit_of(name)]) - 1) for name in WEIGHTS}
         optimizer.zero_grad()
         sum(WEIGHTS[k] * v for k, v in losses.items()).backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -244,10 +232,10 @@ def main() -> None:
             sums[name] += value.item()
         step += 1
         if step % args.eval_every == 0 or step == len(work):
-            errors = evaluate(top, valid, refs, labels)
+            errors = evaluate(top, valid, targets)
             if errors[args.select] < best_error:
                 best_error = errors[args.select]
-                best = {"encoder": encoder_arrays(top), "heads": {
+                best = {"encoder": top.encoder_arrays(), "heads": {
                     name: {k: v.clone() for k, v in head.state_dict().items()}
                     for name, head in top.heads.items()}, "step": step, "errors": errors}
             log(f"step {step}\t" + "\t".join(

@@ -1,9 +1,9 @@
 """Select entity-dense sentences from the Earnings-21 reference transcripts.
 
-Writes, next to this file (or to ``--out``):
+Writes into ``--out`` (default ``$CTC_BIASING_CACHE/earnings21_dev_text``):
 
 - ``sentences.tsv``: ``id<TAB>text<TAB>entity|entity...`` (no header), the input of
-  ``data/recipes/tts_testset/make_testset.py``;
+  ``ctc-biasing make-testset``;
 - ``entities.txt``: every distinct entity of the set, one per line (the "global list");
 - ``entity_classes.tsv``: ``entity<TAB>classes<TAB>rare<TAB>sentences`` (header), the
   classes the transcripts give the entity, whether it counts as rare, and in how many
@@ -11,37 +11,31 @@ Writes, next to this file (or to ``--out``):
 - ``distractors.txt``: entries of ``bias_lists/distractor_list.txt`` that are neither in
   ``oracle_list.txt`` nor in any selected sentence.
 
-    python data/benchmarks/earnings21_dev/select.py            # reads ../shared/data/earnings21
+    python -m recipes.earnings21_dev.select       # reads shared_root()/data/earnings21
 
 The selection is deterministic for a given ``--seed``; see README.md for the rules.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder leads sys.path and the file's name would shadow the
-# standard ``select`` module for anything that imports subprocess.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
 import argparse
 import ast
 import json
 import random
 import re
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# The text is Earnings-21's (CC BY-SA 4.0, in ../shared): it is written outside the
-# repository, and only the ids of the selection are kept here, to pin it.
-DEFAULT_OUT = Path.home() / ".cache" / "ctc-biasing" / "earnings21_dev_text"
-PINNED_IDS = HERE / "selected_ids.txt"
-DEFAULT_EARNINGS21 = HERE.parents[2].parent / "shared" / "data" / "earnings21"
+from biasing.paths import cache_root, checkout_root, shared_root
+
+# The text is Earnings-21's (CC BY-SA 4.0, in the development data): it is written outside
+# the repository, and only the ids of the selection are kept in it, to pin it.
+DEFAULT_OUT = cache_root() / "earnings21_dev_text"
+PINNED_IDS = checkout_root() / "data" / "benchmarks" / "earnings21_dev" / "selected_ids.txt"
+DEFAULT_EARNINGS21 = shared_root() / "data" / "earnings21"
 
 # Entity classes (wer_tags JSON ``entity_type``) whose entities the set is about.
 TARGET_CLASSES = ("PERSON", "ORG", "PRODUCT", "GPE")
@@ -399,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     transcripts = args.earnings21 / "transcripts"
     nlp_files = sorted((transcripts / "nlp_references").glob("*.nlp"))
     if not nlp_files:
-        print(f"select.py: no .nlp files under {transcripts / 'nlp_references'}", file=sys.stderr)
+        print(f"select: no .nlp files under {transcripts / 'nlp_references'}", file=sys.stderr)
         return 2
     candidates: list[Sentence] = []
     corpus_words: list[str] = []
@@ -427,12 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if PINNED_IDS.is_file() and (args.target, args.seed, args.zipf) == (300, 21, 3.5):
         pinned = PINNED_IDS.read_text(encoding="utf-8").split()
         if pinned != [s.sentence_id for s in chosen]:
-            print(f"select.py: warning: the selection differs from the pinned one in "
+            print(f"select: warning: the selection differs from the pinned one in "
                   f"{PINNED_IDS} (is wordfreq installed? without it rarity falls back to "
                   "corpus counts)", file=sys.stderr)
     entities = {e.text for s in chosen for e in s.entities}
     per_class = Counter(e.entity_class for s in chosen for e in s.entities)
-    print(f"select.py: {len(candidates)} candidate sentences in {len(calls)} calls; chose "
+    print(f"select: {len(candidates)} candidate sentences in {len(calls)} calls; chose "
           f"{len(chosen)} from {len({s.call_id for s in chosen})} calls (at most "
           f"{max_per_call} from one call); {len(entities)} distinct entities, "
           f"{len(entities & rare)} rare ({rarity}); entity mentions per class "

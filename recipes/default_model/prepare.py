@@ -1,6 +1,6 @@
 """Prepare the training and held-out data of the bundled default model.
 
-Writes under OUT (default ``~/.cache/ctc-biasing/default_model``):
+Writes under OUT (default ``recipes.common.PREPARED``, ``$CTC_BIASING_CACHE/default_model``):
 
 - ``text/tts_train.tsv``: sentences for synthetic training speech, ``id<TAB>text<TAB>``:
   Earnings-21 sentences, speechocean762 *train* transcripts, and template sentences full of
@@ -8,13 +8,13 @@ Writes under OUT (default ``~/.cache/ctc-biasing/default_model``):
   Earnings-21 dev benchmark is dropped, and so are the benchmark's own sentences, so the
   benchmark's names stay new to the model.
 - ``text/heldout.tsv``: the 300 dev benchmark sentences, read by ``HELDOUT_VOICES`` only.
-- ``tts_train/`` and ``tts_heldout/``: the audio (via ``tts_testset/make_testset.py``).
+- ``tts_train/`` and ``tts_heldout/``: the audio (``biasing.testset.make_testset``).
 
 Held out from training: speechocean762 *test*, the voices in ``HELDOUT_VOICES``, and every
-dev benchmark entity. Needs ``data/benchmarks/earnings21_dev/select.py`` run first and the
-TTS engines of ``tts_testset/install.sh``.
+dev benchmark entity. Needs ``python -m recipes.earnings21_dev.select`` run first and the
+TTS engines of ``biasing/testset/install_voices.sh``.
 
-    python data/recipes/default_model/prepare.py [--out DIR] [--earnings 2500] [--names 1000]
+    python -m recipes.default_model.prepare [--out DIR] [--earnings 2500] [--names 1000]
 """
 
 from __future__ import annotations
@@ -22,21 +22,15 @@ from __future__ import annotations
 import argparse
 import random
 import re
-import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-RECIPES = Path(__file__).resolve().parents[1]
-ROOT = RECIPES.parents[1]
-SHARED = ROOT.parent / "shared"
-DEV = Path.home() / ".cache" / "ctc-biasing" / "earnings21_dev_text"
-sys.path.insert(0, str(RECIPES / "lm"))
-sys.path.insert(0, str(RECIPES / "tts_testset"))
-
-from make_lm import earnings_sentences
-from make_testset import VOICES
-
 from biasing.metrics import normalize_text
+from biasing.paths import shared_root
+from biasing.testset import VOICES, make_testset
+from recipes.common import PREPARED
+from recipes.dev_lm import DEV, dev_entity_pattern, earnings_sentences, speechocean_train_texts
 
 # Voices no training utterance uses: one per engine family that QuartzNet-style models
 # understand (flite, festival, RHVoice), so the held-out WER measures new speakers, not
@@ -68,14 +62,6 @@ _TEMPLATES = (
 _KEEP = re.compile(r"^[A-Za-z][A-Za-z' .,&\-]*$")
 
 
-def dev_entity_pattern() -> re.Pattern[str]:
-    """A regex over normalised text matching any dev benchmark entity as whole words."""
-    entities = [" ".join(normalize_text(e)) for e in
-                (DEV / "entities.txt").read_text(encoding="utf-8").splitlines() if e.strip()]
-    return re.compile(r"\b(?:" + "|".join(re.escape(e) for e in sorted(
-        entities, key=len, reverse=True) if e) + r")\b")
-
-
 def training_sentences(n_earnings: int, n_names: int, n_speechocean: int,
                        seed: int) -> list[tuple[str, str]]:
     """(id, text) pairs for the synthetic training speech, dev entities excluded."""
@@ -92,16 +78,14 @@ def training_sentences(n_earnings: int, n_names: int, n_speechocean: int,
     rng.shuffle(earnings)
     names: list[str] = []
     for list_name in ("oracle_list.txt", "distractor_list.txt"):
-        path = SHARED / "data" / "earnings21" / "bias_lists" / list_name
+        path = shared_root() / "data" / "earnings21" / "bias_lists" / list_name
         names += [n.strip() for n in path.read_text(encoding="utf-8").splitlines()
                   if _KEEP.match(n.strip()) and len(n.strip()) > 2 and allowed(n.strip())]
     templated = []
     for _ in range(n_names):
         a, b = rng.sample(names, 2)
         templated.append(rng.choice(_TEMPLATES).format(a=a, b=b))
-    speechocean = [line.split(maxsplit=1)[1].capitalize() for line in
-                   (SHARED / "data" / "speechocean762" / "train" / "text").read_text()
-                   .splitlines() if len(line.split()) > 1]
+    speechocean = [text.capitalize() for text in speechocean_train_texts()]
     rng.shuffle(speechocean)
     rows = [(f"e21_{i:05d}", s) for i, s in enumerate(earnings[:n_earnings])]
     rows += [(f"names_{i:05d}", s) for i, s in enumerate(templated)]
@@ -109,25 +93,22 @@ def training_sentences(n_earnings: int, n_names: int, n_speechocean: int,
     return rows
 
 
-def synthesise(tsv: Path, out: Path, voices: tuple[str, ...], split: str, jobs: int) -> None:
-    script = RECIPES / "tts_testset" / "make_testset.py"
-    command = [sys.executable, str(script), str(tsv), str(out), "--split", split,
-               "--voices", ",".join(voices), "--jobs", str(jobs)]
-    subprocess.run(command, check=True)
+def synthesise(tsv: Path, out: Path, voices: Sequence[str], split: str, jobs: int) -> None:
+    made = make_testset(tsv, out, split=split, voices=list(voices), jobs=jobs,
+                        log=lambda line: print(f"prepare: {line}", file=sys.stderr, flush=True))
+    if made.failures:
+        sys.exit(f"{len(made.failures)} sentences failed; run again to retry them")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path,
-                        default=Path.home() / ".cache" / "ctc-biasing" / "default_model")
+    parser.add_argument("--out", type=Path, default=PREPARED)
     parser.add_argument("--earnings", type=int, default=2500)
     parser.add_argument("--names", type=int, default=1000)
     parser.add_argument("--speechocean", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    if not (DEV / "entities.txt").is_file():
-        sys.exit(f"run data/benchmarks/earnings21_dev/select.py first ({DEV} is missing)")
     text = args.out / "text"
     text.mkdir(parents=True, exist_ok=True)
     rows = training_sentences(args.earnings, args.names, args.speechocean, args.seed)

@@ -1,0 +1,132 @@
+"""Write an evaluation's results: ``results.json``, ``results.md``, ``results.png`` and the
+per-utterance hypotheses (``hypotheses/<technique>.tsv``).
+
+The chart needs matplotlib (the ``eval`` extra): check :func:`plot_problem` before the run,
+so a missing dependency is said at the start and the chart is skipped rather than the run
+failing at its end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..metrics import UtteranceScore
+from ..paths import atomic_write
+from .run import EvalRun
+
+__all__ = ["plot_problem", "report_json", "results_markdown", "write_report"]
+
+_HYPOTHESIS_COLUMNS = ("id", "reference", "hypothesis", "found", "missed", "false_alarms")
+
+
+def plot_problem() -> str | None:
+    """Why the chart cannot be drawn here (None when it can)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "the results chart needs matplotlib (pip install 'ctc-biasing[eval]'); skipping it"
+    return None
+
+
+def report_json(run: EvalRun, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The content of ``results.json``: the dataset and setup (``info`` plus what the run
+    measured) and each technique's scores."""
+    dataset = {
+        **info, "n_utterances": run.n_utterances, "audio_hours": round(run.audio_s / 3600, 4),
+        "forward_rtf": round(run.forward_s / run.audio_s, 5) if run.forward_s else None,
+        "mean_list_size": round(run.mean_list_size, 1),
+        "unspellable_entities": len(run.unspellable),
+        "techniques": {t.technique.name: t.technique.description for t in run.techniques},
+        "technique_options": {t.technique.name: dict(t.options) for t in run.techniques},
+    }
+    return {"dataset": dataset,
+            "results": {t.technique.name: asdict(t.result) for t in run.techniques}}
+
+
+def write_report(run: EvalRun, output: Path, info: Mapping[str, Any], plot: bool = True,
+                 ) -> dict[str, Any]:
+    """Write every result file into ``output`` (created) and return the JSON content.
+
+    Each file is replaced atomically, hypotheses first and ``results.json`` last, so a
+    ``results.json`` never describes other hypotheses than those beside it.
+    """
+    report = report_json(run, info)
+    hypotheses = output / "hypotheses"
+    hypotheses.mkdir(parents=True, exist_ok=True)
+    for technique in run.techniques:
+        rows = ["\t".join(_HYPOTHESIS_COLUMNS)]
+        rows += ["\t".join([u.id, u.reference, u.hypothesis, *_entity_columns(u.score)])
+                 for u in technique.utterances]
+        _write_text(hypotheses / f"{technique.technique.name}.tsv", "\n".join(rows) + "\n")
+    if plot:
+        with atomic_write(output / "results.png") as stream:
+            _plot(report, stream)
+    _write_text(output / "results.md", results_markdown(report))
+    _write_text(output / "results.json", json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def _entity_columns(score: UtteranceScore) -> list[str]:
+    by_outcome: dict[str, list[str]] = {"found": [], "missed": [], "false_alarm": []}
+    for occurrence in score.entities:
+        by_outcome[occurrence.outcome].append(occurrence.entity)
+    return ["|".join(by_outcome[k]) for k in ("found", "missed", "false_alarm")]
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def results_markdown(report: Mapping[str, Any]) -> str:
+    """One row per technique (percentages, RTF of decoding)."""
+    lines = ["| technique | WER | B-WER | U-WER | entity P | entity R | entity F1 | decode RTF |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in report["results"].items():
+        lines.append(f"| {name} | {_pct(r['wer'])} | {_pct(r['b_wer'])} | {_pct(r['u_wer'])} "
+                     f"| {_pct(r['entity_precision'])} | {_pct(r['entity_recall'])} "
+                     f"| {_pct(r['entity_f1'])} | {r['rtf']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(report: Mapping[str, Any], stream: BinaryIO) -> None:
+    """Grouped bars of WER, entity F1, B-WER and U-WER per technique, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["results"])
+    metrics = [("wer", "WER"), ("entity_f1", "entity F1"), ("b_wer", "B-WER"),
+               ("u_wer", "U-WER")]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(names), 4.0))
+    width = 0.8 / len(metrics)
+    highest = 1.0
+    for k, (key, label) in enumerate(metrics):
+        raw = [report["results"][n][key] for n in names]
+        values = [np.nan if v is None else 100 * v for v in raw]
+        bars = ax.bar(np.arange(len(names)) + (k - (len(metrics) - 1) / 2) * width, values,
+                      width, label=label)
+        ax.bar_label(bars, labels=["" if v is None else f"{100 * v:.1f}" for v in raw],
+                     fontsize=7)
+        highest = max([highest, *(v for v in values if not np.isnan(v))])
+    ax.set_ylim(0, highest * 1.15)
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylabel("%  (undefined values are left out)")
+    dataset = report["dataset"]
+    ax.set_title(f"{dataset.get('name', 'dataset')}: {dataset['n_utterances']} utterances, "
+                 f"mean list {dataset['mean_list_size']}", fontsize=9)
+    ax.legend(fontsize=8, ncols=len(metrics), loc="upper center",
+              bbox_to_anchor=(0.5, -0.1), frameon=False)
+    fig.tight_layout()
+    fig.savefig(stream, dpi=120, format="png")
+    plt.close(fig)

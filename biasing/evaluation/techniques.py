@@ -1,0 +1,153 @@
+"""Biasing techniques as data: what ``ctc-biasing eval --techniques`` can compare.
+
+A :class:`Technique` is a name, a line of description, the decoder options that define it
+and what it needs from the setup (a KenLM model, an auxiliary head of the acoustic model).
+Most techniques are the biased decoder with some options fixed; a technique with custom
+code (``hotwords``, the peer baseline) gives a ``factory`` instead. New techniques register
+by name with :func:`register_technique`.
+
+Options are merged as ``{**defaults, **user options (--set), **fixed}``: ``defaults`` are
+the technique's starting point that ``--set`` may change (``g2g`` uses 3 variants unless
+told otherwise), ``fixed`` are what makes it that technique (``subword`` never adds G2G
+variants, whatever ``--set`` says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..entities import EntityList
+from ..models import ModelOutput
+
+__all__ = ["TECHNIQUES", "DecodeFn", "EvalContext", "Technique", "parse_techniques",
+           "register_technique"]
+
+# Decodes one utterance's model output with its entity list; returns the transcript.
+DecodeFn = Callable[[ModelOutput, EntityList], str]
+
+KENLM = "kenlm"  # a need: the technique scores with a language model (--kenlm)
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """The setup every technique of one evaluation shares."""
+
+    labels: list[str]  # the model's labels (pyctcdecode convention)
+    kenlm_model_path: str | None  # --kenlm
+    tokenizer: Any  # sentencepiece model of the labels, if any
+    beam_width: int  # --beam-width
+    options: Mapping[str, Any] = field(default_factory=dict)  # --set: decoder options
+    head_labels: Mapping[str, list[str]] = field(default_factory=dict)  # the model's heads
+
+
+@dataclass(frozen=True)
+class Technique:
+    """A named way of decoding with an entity list."""
+
+    name: str  # what --techniques calls it
+    description: str  # one line for the report
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # options --set may override
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # options that define it
+    needs: frozenset[str] = frozenset()  # KENLM and/or names of model heads ("phones")
+    uses_list: bool = True  # False: decodes without the list (the "none" baseline)
+    factory: Callable[[EvalContext], DecodeFn] | None = None  # custom code, if any
+
+    def options(self, context: EvalContext) -> dict[str, Any]:
+        """The decoder options this technique decodes with in ``context``."""
+        return {**self.defaults, **context.options, **self.fixed}
+
+    def missing(self, context: EvalContext) -> list[str]:
+        """What the technique needs that ``context`` lacks, as phrases for a message."""
+        out = []
+        for need in sorted(self.needs):
+            if need == KENLM and context.kenlm_model_path is None:
+                out.append("a language model (pass --kenlm)")
+            elif need != KENLM and need not in context.head_labels:
+                out.append(f"a model with a {need!r} head")
+        return out
+
+    def build(self, context: EvalContext) -> DecodeFn:
+        """The decode function for ``context``.
+
+        Raises:
+            ValueError: the context lacks what the technique needs, or an option is bad.
+        """
+        missing = self.missing(context)
+        if missing:
+            raise ValueError(f"technique {self.name!r} needs {' and '.join(missing)}")
+        if self.factory is not None:
+            return self.factory(context)
+        decoder = _decoder(context, self.options(context))
+        beam_width = context.beam_width
+        if not self.uses_list:
+            return lambda output, entities: decoder.decode(output.logprobs, [],
+                                                           beam_width=beam_width)
+        return lambda output, entities: decoder.decode(output.logprobs, entities,
+                                                       beam_width=beam_width)
+
+
+TECHNIQUES: dict[str, Technique] = {}
+
+
+def register_technique(technique: Technique) -> Technique:
+    """Make ``technique`` available to ``ctc-biasing eval --techniques`` (replaces one of
+    the same name)."""
+    TECHNIQUES[technique.name] = technique
+    return technique
+
+
+def parse_techniques(names: str) -> list[Technique]:
+    """``"none,subword"`` -> techniques; unknown names raise ValueError listing known ones."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in TECHNIQUES]
+    if unknown or not chosen:
+        raise ValueError(f"unknown technique(s) {', '.join(unknown) or '(none given)'}; "
+                         f"known: {', '.join(TECHNIQUES)}")
+    return [TECHNIQUES[n] for n in dict.fromkeys(chosen)]
+
+
+def _decoder(context: EvalContext, options: Mapping[str, Any]) -> Any:
+    from ..decoders import build_biased_decoder
+
+    return build_biased_decoder(context.labels, kenlm_model_path=context.kenlm_model_path,
+                                tokenizer=context.tokenizer, **options)
+
+
+def _hotwords(context: EvalContext) -> DecodeFn:
+    """pyctcdecode's hotwords, given the spelling the model writes (e.g. lower case)."""
+    from ..entities import normalize_entity
+    from ..tokenizer import make_tokenizer
+
+    decoder = _decoder(context, context.options)
+    inventory = make_tokenizer(decoder.labels, context.tokenizer).inventory
+
+    def decode(output: ModelOutput, entities: EntityList) -> str:
+        # pyctcdecode matches hotwords against decoded text; unspellable entries are left out
+        spelled = (normalize_entity(e.text, inventory) for e in entities)
+        hotwords = [norm for norm, offending in spelled if norm and not offending]
+        return str(decoder.decode(output.logprobs, [], beam_width=context.beam_width,
+                                  hotwords=hotwords))
+    return decode
+
+
+# the context graph's own bonuses, off: only the LM's BOOST class biases
+_NO_GRAPH = {"unit_bonus": 0.0, "adaptive_scale": 0.0, "max_adaptive": 0.0,
+             "completion_bonus": 0.0, "force_window": 0.0}
+_BUILT_IN: Sequence[Technique] = (
+    Technique("none", "plain beam search, no list (the same LM, if any)", uses_list=False),
+    Technique("hotwords", "pyctcdecode's own hotwords with the same list (peer baseline)",
+              factory=_hotwords),
+    Technique("subword", "adaptive subword boosting in the beam search (context graph)",
+              fixed={"lm_boost_logp": None, "g2g_variants": 0}),
+    Technique("lm", "unigram boosting through the KenLM BOOST class only (needs --kenlm)",
+              fixed={**_NO_GRAPH, "g2g_variants": 0}, needs=frozenset({KENLM})),
+    Technique("g2g", "subword boosting plus sound-alike spellings of every entity "
+                     "(G2G; k from --set g2g_variants=K, default 3)",
+              defaults={"g2g_variants": 3}, fixed={"lm_boost_logp": None}),
+    Technique("all", "every decoder technique together (subword, G2G, LM BOOST class)",
+              defaults={"g2g_variants": 3}),
+)
+for _technique in _BUILT_IN:
+    register_technique(_technique)
