@@ -3,23 +3,21 @@
 Usage:
     python benchmarks/forward_speed.py [--utterances 50] [--threads 2]
 
-Reads utterances of ../shared/data/speechocean762/test (Kaldi ``wav.scp``, paths relative
-to the data folder), runs them one at a time (batch 1, after a warm-up) and prints a
+Reads utterances of speechocean762 test in the development data (``shared_root()``;
+Kaldi ``wav.scp``, paths relative to the data folder), runs them one at a time (batch 1, after a warm-up) and prints a
 markdown table. RTF = processing seconds / audio seconds; below 1 is faster than real time.
-Skips with a message when ../shared is absent.
+Skips with a message when the development data is absent.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MODEL_DIR = SHARED / "models" / "quartznet15x5"
-DATA_DIR = SHARED / "data" / "speechocean762"
+from biasing.paths import shared_root
+
+MODEL_DIR = shared_root() / "models" / "quartznet15x5"
+DATA_DIR = shared_root() / "data" / "speechocean762"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,10 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args(argv)
     if not (MODEL_DIR / "weights.npz").is_file() or not (DATA_DIR / "test" / "wav.scp").is_file():
-        print(f"skipped: needs {MODEL_DIR} and {DATA_DIR / 'test'} (../shared is absent)")
+        print(f"skipped: needs {MODEL_DIR} and {DATA_DIR / 'test'} (development data absent)")
         return 0
 
-    sys.path.insert(0, str(REPO))
     import torch
 
     from biasing.audio import load_audio

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from biasing.lexicon import AlignmentOptions, Lexicon, load_alignment, spelling_variants
 from biasing.lexicon import g2p as g2p_module
+from biasing.paths import shared_root
 
-DISTRACTORS = (Path(__file__).resolve().parents[2] / "shared" / "data" / "earnings21"
+DISTRACTORS = (shared_root() / "data" / "earnings21"
                / "bias_lists" / "distractor_list.txt")
 _ONSETS = ["b", "br", "ch", "d", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n", "p",
            "r", "s", "sh", "st", "t", "tr", "v", "w", "z", "zh", ""]

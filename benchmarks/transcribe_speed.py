@@ -16,7 +16,6 @@ import random
 import string
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -24,8 +23,9 @@ from biasing import EntityList, build_biased_decoder
 from biasing.datasets import load_dataset
 from biasing.metrics import wer
 from biasing.models import greedy_labels
+from biasing.paths import shared_root
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_root()
 MODEL = SHARED / "models" / "quartznet15x5"
 TEST = SHARED / "data" / "speechocean762"
 DISTRACTORS = SHARED / "data" / "earnings21" / "bias_lists" / "distractor_list.txt"

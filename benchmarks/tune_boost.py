@@ -1,6 +1,6 @@
 """Choose the decoder's boosting defaults on real speech (speechocean762 *train*).
 
-QuartzNet (../shared/models/quartznet15x5) decodes N train utterances without a list; the
+QuartzNet (shared_root()/models/quartznet15x5) decodes N train utterances without a list; the
 reference words (4+ letters) that it gets wrong stand in for rare entities with weak
 acoustic evidence. Each utterance is then decoded with a list of its own missed words plus
 100 distractors (Earnings-21 names that are not in its transcripts), for a grid of boosting
@@ -28,8 +28,9 @@ import numpy as np
 from biasing import EntityList, build_biased_decoder
 from biasing.datasets import load_dataset
 from biasing.metrics import edit_distance
+from biasing.paths import cache_root, shared_root
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_root()
 MODEL = SHARED / "models" / "quartznet15x5"
 SPEECHOCEAN = SHARED / "data" / "speechocean762"
 EARNINGS_LISTS = SHARED / "data" / "earnings21" / "bias_lists"
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--global-list", type=int, default=1000,
                         help="size of the distractor-only list (random, seeded)")
     parser.add_argument("--grid", choices=("full", "small", "fine", "short"), default="full")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ctc-biasing")
+    parser.add_argument("--cache", type=Path, default=cache_root())
     args = parser.parse_args()
     if not MODEL.is_dir() or not SPEECHOCEAN.is_dir():
         sys.exit(f"skipped: needs {MODEL} and {SPEECHOCEAN} (development data)")

@@ -23,30 +23,33 @@ from .models import DEFAULT_MODEL, MODEL_KINDS
 # ------------------------------------------------------------------------- shared pieces
 
 def _add_entity_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
-    parser.add_argument("--skip-unrepresentable", action="store_true",
-                        help="drop entities the model cannot spell instead of failing")
+    group = parser.add_argument_group("entity list")
+    group.add_argument("--entities", help="entity file: one per line, optional <TAB>weight")
+    group.add_argument("--skip-unrepresentable", action="store_true",
+                       help="drop entities the model cannot spell instead of failing")
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("acoustic model")
     kinds = ", ".join(f"{kind}:DIR" for kind in MODEL_KINDS)
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"{DEFAULT_MODEL} (the bundled model, the default) or {kinds}")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"{DEFAULT_MODEL} (the bundled model, the default) or {kinds}")
+    group.add_argument("--device", default="cpu", help="cpu or cuda")
 
 
 def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
-    parser.add_argument("--tokenizer", help="sentencepiece model that made the labels "
-                        "(default: the model's own, if it has one)")
-    parser.add_argument("--beam-width", type=int, default=DEFAULT_BEAM_WIDTH,
-                        help=f"beams kept per frame (default {DEFAULT_BEAM_WIDTH})")
-    parser.add_argument("--weight", type=float,
-                        help="biasing strength: 0 = off, 1 = the default; the same as "
-                             "--set weight=W")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a decoder option (BiasingOptions field, or alpha/beta of the "
-                             "LM), e.g. unit_bonus=0.3 or lm_boost_logp=none; repeatable")
+    group = parser.add_argument_group("decoder")
+    group.add_argument("--kenlm", help="KenLM model (.arpa or binary)")
+    group.add_argument("--tokenizer", help="sentencepiece model that made the labels "
+                       "(default: the model's own, if it has one)")
+    group.add_argument("--beam-width", type=int, default=DEFAULT_BEAM_WIDTH,
+                       help=f"beams kept per frame (default {DEFAULT_BEAM_WIDTH})")
+    group.add_argument("--weight", type=float,
+                       help="biasing strength: 0 = off, 1 = the default; the same as "
+                            "--set weight=W")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a decoder option (BiasingOptions field, or alpha/beta of the "
+                            "LM), e.g. unit_bonus=0.3 or lm_boost_logp=none; repeatable")
 
 
 def decoder_options(pairs: Sequence[str], weight: float | None = None) -> dict[str, Any]:

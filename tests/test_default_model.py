@@ -1,4 +1,4 @@
-"""The bundled default model on the bundled example clips (no ../shared needed).
+"""The bundled default model on the bundled example clips (no development data needed).
 
 The clips are read by TTS voices the model never heard in training and say names that
 are in no training sentence, so these tests check the whole product: the model loads from

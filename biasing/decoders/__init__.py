@@ -32,8 +32,8 @@ from .compile import CompiledEntities
 from .context_graph import ContextGraph
 from .respell import EntityMatch
 
-__all__ = ["DEFAULT_BEAM_WIDTH", "BiasedBeamSearchDecoder", "BiasingOptions", "CompiledEntities", "ContextGraph",
-           "EntityMatch", "Hypothesis", "build_biased_decoder"]
+__all__ = ["DEFAULT_BEAM_WIDTH", "BiasedBeamSearchDecoder", "BiasingOptions", "CompiledEntities",
+           "ContextGraph", "EntityMatch", "Hypothesis", "build_biased_decoder"]
 
 _BIASING_FIELDS = frozenset(f.name for f in fields(BiasingOptions))
 

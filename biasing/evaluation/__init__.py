@@ -6,9 +6,10 @@
 - :mod:`.run`: :func:`run_eval` computes the scores (writes nothing);
 - :mod:`.report`: results.json / .md / .png and per-utterance hypotheses.
 
->>> lists = build_lists(dataset, ListSpec(entities_per_utt=Path("per_utt.tsv")))  # doctest: +SKIP
->>> run = run_eval(dataset, lists, model, parse_techniques("none,subword"), context)  # doctest: +SKIP
->>> write_report(run, Path("out"), {"name": "my set"})                              # doctest: +SKIP
+>>> lists = build_lists(dataset, ListSpec(entities_per_utt=Path("own.tsv")))  # doctest: +SKIP
+>>> run = run_eval(dataset, lists, model, parse_techniques("none,subword"),  # doctest: +SKIP
+...                context)
+>>> write_report(run, Path("out"), {"name": "my set"})                     # doctest: +SKIP
 """
 
 from __future__ import annotations

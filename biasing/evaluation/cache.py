@@ -76,7 +76,8 @@ class OutputCache:
              heads: Collection[str] = ()) -> None:
         """Store at ``path`` (an :meth:`entry`) the log-probabilities, ``seconds`` and the
         heads named in ``heads``."""
-        arrays = {"logprobs": output.logprobs, "seconds": np.float64(seconds)}
+        arrays: dict[str, np.ndarray] = {"logprobs": output.logprobs,
+                                         "seconds": np.asarray(seconds, dtype=np.float64)}
         arrays.update({_HEAD + name: output.heads[name] for name in heads})
         with atomic_write(path) as stream:
             np.savez(stream, **arrays)

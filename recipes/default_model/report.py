@@ -59,9 +59,9 @@ def main() -> None:
             waves = [load_audio(u.audio, model.sample_rate) for u in chunk]
             seconds += sum(len(w) for w in waves) / model.sample_rate
             for out, ref in zip(model.forward(waves), refs[start:start + args.batch]):
-                heads = {"final": out.logprobs, **out.heads}
-                for head, logprobs in heads.items():
-                    labels = model.head_labels.get(head, model.labels)
+                posteriors = {"final": out.logprobs, **out.heads}
+                for head, logprobs in posteriors.items():
+                    labels = getattr(model, "head_labels", {}).get(head, model.labels)
                     hyp = greedy_labels(logprobs, labels)
                     if head == "phones":
                         target = [p for w in ref for p in lexicon[w]]

@@ -49,21 +49,7 @@ from biasing.models.quartznet import (
     read_folder,
 )
 from biasing.paths import shared_root
-from recipes.common import (
-    PHONE_LABELS,
-    RATE,
-    RunLog,
-    TrainUtterance,
-    augment,
-    batches,
-    ctc,
-    error_rate,
-    load_corpus,
-    pad_waves,
-    phone_targets,
-    spec_augment,
-    validation_split,
-)
+from recipes import common
 
 INTER_LAYERS = (5, 11)  # self-conditioned character heads
 PHONE_LAYER = 11
@@ -111,12 +97,12 @@ def build(base: Path) -> tuple[QuartzNet, LogMelFrontend, dict]:
     config = dict(folder.config)
     classes = len(config["labels"]) + 1
     heads = [HeadSpec(f"ctc_{layer}", layer, classes, True) for layer in INTER_LAYERS]
-    heads.append(HeadSpec("phones", PHONE_LAYER, len(PHONE_LABELS), False))
+    heads.append(HeadSpec("phones", PHONE_LAYER, len(common.PHONE_LABELS), False))
     config["heads"] = [{"name": h.name, "layer": h.layer, "classes": h.classes,
                         "feedback": h.feedback} for h in heads]
     config["blank_index"] = classes - 1
     config["head_labels"] = {**{f"ctc_{layer}": [*config["labels"], ""]
-                                for layer in INTER_LAYERS}, "phones": list(PHONE_LABELS)}
+                                for layer in INTER_LAYERS}, "phones": list(common.PHONE_LABELS)}
     network = build_network(config, folder.weights, strict=False)  # new heads start at zero
     return network, LogMelFrontend(frontend_config(config)), config
 
@@ -164,12 +150,13 @@ class Trainer:
                                                      self.base_lrs)):
             group["lr"] = base_lr * warm.get(index, head_warmup) * decay
 
-    def train_step(self, batch: list[TrainUtterance], targets: dict[str, list[int]],
+    def train_step(self, batch: list[common.TrainUtterance], targets: dict[str, list[int]],
                    phones: dict[str, list[int]], blank: int) -> dict[str, float]:
         """One optimiser step on ``batch``; returns its losses."""
         args = self.args
         rng = np.random.default_rng(args.seed * 1_000_003 + self.step)
-        padded, lengths = pad_waves([augment(u.float_wave(), rng) for u in batch])
+        padded, lengths = common.pad_waves([common.augment(u.float_wave(), rng)
+                                            for u in batch])
         # the lower pretrained layers and the feedback start frozen, so random new heads
         # cannot drag the pretrained features around
         frozen = self.step < args.freeze_steps
@@ -178,14 +165,14 @@ class Trainer:
         self.network.train()
         with torch.no_grad():
             feats, feat_lengths = self.frontend(padded.to(self.device), lengths.to(self.device))
-            spec_augment(feats, feat_lengths, rng)
+            common.spec_augment(feats, feat_lengths, rng)
         out = self.network(feats, feat_lengths)
-        output = ctc(out.logits, out.lengths, [targets[u.utt_id] for u in batch], blank)
-        inter = torch.stack([ctc(out.heads[f"ctc_{layer}"], out.lengths,
-                                 [targets[u.utt_id] for u in batch], blank)
+        output = common.ctc(out.logits, out.lengths, [targets[u.utt_id] for u in batch], blank)
+        inter = torch.stack([common.ctc(out.heads[f"ctc_{layer}"], out.lengths,
+                                        [targets[u.utt_id] for u in batch], blank)
                              for layer in INTER_LAYERS]).mean()
-        phone = ctc(out.heads["phones"], out.lengths, [phones[u.utt_id] for u in batch],
-                    len(PHONE_LABELS) - 1)
+        phone = common.ctc(out.heads["phones"], out.lengths,
+                           [phones[u.utt_id] for u in batch], len(common.PHONE_LABELS) - 1)
         loss = (1 - args.inter) * output + args.inter * inter + args.phone * phone
         self.set_rates()
         self.optimizer.zero_grad()
@@ -196,7 +183,7 @@ class Trainer:
         return {"loss": loss.item(), "output": output.item(), "inter": inter.item(),
                 "phone": phone.item()}
 
-    def validate(self, valid: list[TrainUtterance], labels: list[str]) -> float:
+    def validate(self, valid: list[common.TrainUtterance], labels: list[str]) -> float:
         """Greedy WER of the output head on ``valid``."""
         self.network.eval()
         hyps, refs = [], []
@@ -209,7 +196,7 @@ class Trainer:
                 logprobs = out.logits[0, :, : int(out.lengths[0])].T.cpu().numpy()
                 hyps.append(greedy_labels(logprobs, labels))
                 refs.append(list(u.text))
-        return error_rate(refs, hyps, phones=False)
+        return common.error_rate(refs, hyps, phones=False)
 
     def save(self, path: Path) -> None:
         """Checkpoint (network, optimiser, step), written atomically."""
@@ -233,14 +220,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.time()
-    log = RunLog(args.run / "log.tsv")
-    train, valid = validation_split(load_corpus())
+    log = common.RunLog(args.run / "log.tsv")
+    train, valid = common.validation_split(common.load_corpus())
     network, frontend, config = build(args.base)
     labels = [*config["labels"], ""]  # characters, blank last
     index = {c: i for i, c in enumerate(config["labels"])}
     targets = {u.utt_id: [index[c] for c in u.text] for u in train + valid}
-    phones = phone_targets(train + valid)
-    hours = sum(len(u.wave) for u in train) / RATE / 3600
+    phones = common.phone_targets(train + valid)
+    hours = sum(len(u.wave) for u in train) / common.RATE / 3600
     log(f"{len(train)} training utterances ({hours:.1f} h), {len(valid)} validation")
 
     device = torch.device(args.device)
@@ -259,11 +246,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # batch composition is fixed by length; each epoch only shuffles the batch order
     lengths = [len(u.wave) for u in train]
-    budget = args.batch_seconds * RATE
-    n_batches = len(batches(lengths, budget, MAX_BATCH, args.seed))
+    budget = args.batch_seconds * common.RATE
+    n_batches = len(common.batches(lengths, budget, MAX_BATCH, args.seed))
     while trainer.step < args.steps and (time.time() - started) / 60 < args.minutes:
         epoch, position = divmod(trainer.step, n_batches)
-        batch = [train[i] for i in batches(lengths, budget, MAX_BATCH, args.seed + epoch)[position]]
+        plan = common.batches(lengths, budget, MAX_BATCH, args.seed + epoch)
+        batch = [train[i] for i in plan[position]]
         losses = trainer.train_step(batch, targets, phones, blank=len(labels) - 1)
         log(f"{trainer.step}\t" + "\t".join(f"{v:.4f}" for v in losses.values())
             + f"\t{len(batch)}\t{time.time() - started:.0f}")

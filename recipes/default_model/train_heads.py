@@ -45,6 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -263,7 +264,7 @@ def export(run: Path, base: Path, out: Path, output: str = "pieces",
     weights.update(state.get("encoder", {}))
     pieces = state["pieces"]
     conv = {c["name"]: c for c in config["convolutions"]}
-    head_entries = []
+    head_entries: list[dict[str, Any]] = []
     for name, (source, units, kernel, hidden) in HEADS.items():
         params = {k: v.float().numpy() for k, v in state["best"][name].items()}
         scale = state["scale"][source].numpy()

@@ -32,13 +32,22 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from biasing.models import greedy_labels
-from biasing.models.quartznet import CTCHead, HeadSpec, QuartzNet, frame_mask, network_arrays
+from biasing.models.quartznet import (
+    Block,
+    CTCHead,
+    DwPw,
+    HeadSpec,
+    QuartzNet,
+    frame_mask,
+    network_arrays,
+)
 from recipes.common import (
     PHONE_LABELS,
     RunLog,
@@ -82,6 +91,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 class Top(nn.Module):
     """Blocks FIRST.. and the epilog of a QuartzNet, with the auxiliary heads on them."""
 
+    blocks: nn.ModuleList
+    epilog: nn.ModuleList
+    chars: nn.Conv2d
+    heads: nn.ModuleDict
+
     def __init__(self, network: QuartzNet, heads: dict[str, CTCHead],
                  scale: dict[str, torch.Tensor]) -> None:
         super().__init__()
@@ -97,21 +111,28 @@ class Top(nn.Module):
         logits: dict[str, torch.Tensor] = {}
 
         def read(name: str, source: str, features: torch.Tensor) -> None:
-            logits[name] = self.heads[name](features * self.scale[source], mask)
+            logits[name] = self.head(name)(features * self.scale[source], mask)
 
         read("ctc_5", "block5", x)
-        x = x + self.heads["ctc_5"].feedback(logits["ctc_5"])
+        x = x + self.head("ctc_5").feedback(logits["ctc_5"])
         for index, block in enumerate(self.blocks, FIRST):
+            assert isinstance(block, Block)
             x = QuartzNet.run_block(block, x, mask)
             if index == 11:
                 read("phones", "block11", x)
                 read("ctc_11", "block11", x)
-                x = x + self.heads["ctc_11"].feedback(logits["ctc_11"])
+                x = x + self.head("ctc_11").feedback(logits["ctc_11"])
         for unit in self.epilog:
+            assert isinstance(unit, DwPw)
             x = torch.relu(QuartzNet.run_unit(unit, x, mask))
         read("output", "epilog", x)
         logits["chars"] = self.chars(x)
         return {name: value.squeeze(2) for name, value in logits.items()}
+
+    def head(self, name: str) -> CTCHead:
+        head = self.heads[name]
+        assert isinstance(head, CTCHead)
+        return head
 
     def encoder_arrays(self) -> dict[str, np.ndarray]:
         """The trained convolutions under their weights.npz names."""
@@ -154,6 +175,68 @@ def evaluate(top: Top, cache: Cache, targets: Targets) -> dict[str, float]:
                              phones=unit_of(name) == "phones") for name in WEIGHTS}
 
 
+def load_targets(run: Path, pieces: list[str], char_labels: list[str]) -> Targets:
+    """Piece, character and phone targets of the training corpus."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(run / "tokenizer.model"))
+    char_index = {c: i for i, c in enumerate(char_labels)}
+    corpus = load_corpus()
+    return Targets(
+        refs={"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
+              "chars": {u.utt_id: [char_index[c] for c in u.text] for u in corpus},
+              "phones": phone_targets(corpus)},
+        labels={"pieces": [*pieces, ""], "chars": [*char_labels, ""],
+                "phones": list(PHONE_LABELS)})
+
+
+def make_optimizer(top: Top, lr: float) -> torch.optim.Optimizer:
+    """AdamW with the encoder at ``lr``, the heads at 4x and the feedback projections at 20x
+    (each group's "scale"); the trained weights move slowest."""
+    feedback = [p for name, p in top.named_parameters() if name.endswith("back.weight")]
+    heads = [p for name, p in top.named_parameters()
+             if name.startswith("heads.") and not name.endswith("back.weight")]
+    encoder = [p for name, p in top.named_parameters() if not name.startswith("heads.")]
+    return torch.optim.AdamW([
+        {"params": encoder, "scale": 1.0}, {"params": heads, "scale": 4.0},
+        {"params": feedback, "scale": 20.0}], lr=lr, weight_decay=1e-2)
+
+
+def work_plan(caches: list[Cache], epochs: int, seed: int) -> list[tuple[Cache, list[int]]]:
+    """Every step's (cache, batch), epoch after epoch, each epoch in a seeded order."""
+    plans = [[(c, b) for c in caches for b in batches(c.lengths, BATCH_FRAMES, len(c.lengths),
+                                                       seed + epoch)]
+             for epoch in range(epochs)]
+    for epoch, plan in enumerate(plans):
+        random.Random(seed + epoch).shuffle(plan)
+    return [item for plan in plans for item in plan]
+
+
+def train_step(top: Top, optimizer: torch.optim.Optimizer, cache: Cache, items: list[int],
+               targets: Targets, rate: float) -> dict[str, float]:
+    """One optimiser step at ``rate`` times each group's scale; returns the losses."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate * group["scale"]
+    x, n = cache.batch(items, "block5")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = top(x, n)
+    losses = {name: ctc(logits[name], n,
+                        [targets.refs[unit_of(name)][cache.ids[i]] for i in items],
+                        len(targets.labels[unit_of(name)]) - 1) for name in WEIGHTS}
+    optimizer.zero_grad()
+    torch.stack([WEIGHTS[k] * v for k, v in losses.items()]).sum().backward()
+    torch.nn.utils.clip_grad_norm_(list(top.parameters()), 5.0)
+    optimizer.step()
+    return {name: value.item() for name, value in losses.items()}
+
+
+def best_state(top: Top, step: int, errors: dict[str, float]) -> dict[str, Any]:
+    """What top_best.pt keeps of the current state."""
+    return {"encoder": top.encoder_arrays(), "step": step, "errors": errors,
+            "heads": {name: {k: v.clone() for k, v in head.state_dict().items()}
+                      for name, head in top.heads.items()}}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -162,31 +245,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     log = RunLog(args.run / "top_log.tsv")
     stage2 = torch.load(args.run / "heads.pt", map_location="cpu", weights_only=False)
     pieces: list[str] = stage2["pieces"]
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(args.run / "tokenizer.model"))
     network, _, config, _ = base_network(args.base)
-    char_index = {c: i for i, c in enumerate(config["labels"])}
-    corpus = load_corpus()
-    targets = Targets(
-        refs={"pieces": {u.utt_id: sp.encode(u.text) for u in corpus},
-              "chars": {u.utt_id: [char_index[c] for c in u.text] for u in corpus},
-              "phones": phone_targets(corpus)},
-        labels={"pieces": [*pieces, ""], "chars": [*config["labels"], ""],
-                "phones": list(PHONE_LABELS)})
+    targets = load_targets(args.run, pieces, list(config["labels"]))
     valid = Cache(args.run / "cache" / "valid", ("block5",))
     train = [Cache(args.run / "cache" / name, ("block5",)) for name in ("train0", "train1")
              if (args.run / "cache" / name / "done").is_file()]
-
     top = Top(network, stage2_heads(stage2), stage2["scale"]).train()
-    params = list(top.parameters())
-    feedback = [p for name, p in top.named_parameters() if name.endswith("back.weight")]
-    heads = [p for name, p in top.named_parameters()
-             if name.startswith("heads.") and not name.endswith("back.weight")]
-    encoder = [p for name, p in top.named_parameters() if not name.startswith("heads.")]
-    optimizer = torch.optim.AdamW([  # "scale": of --lr; trained weights move slowest
-        {"params": encoder, "scale": 1.0}, {"params": heads, "scale": 4.0},
-        {"params": feedback, "scale": 20.0}], lr=args.lr, weight_decay=1e-2)
+    optimizer = make_optimizer(top, args.lr)
     checkpoint = args.run / "top.pt"
     step, best_error, best = 0, float("inf"), None
     if checkpoint.is_file():
@@ -198,13 +263,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         errors = evaluate(top, valid, targets)
         log("step 0\t" + "\t".join(f"{k} {100 * v:.1f}" for k, v in errors.items()))
-    plans = [[(c, b) for c in train for b in batches(c.lengths, BATCH_FRAMES, len(c.lengths),
-                                                      args.seed + epoch)]
-             for epoch in range(args.epochs)]
-    for epoch, plan in enumerate(plans):
-        random.Random(args.seed + epoch).shuffle(plan)
-    work = [item for plan in plans for item in plan]
-    sums = dict.fromkeys(WEIGHTS, 0.0)
 
     def save() -> None:
         payload = {"top": top.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
@@ -212,32 +270,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.save(payload, checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)
 
+    work = work_plan(train, args.epochs, args.seed)
+    sums = dict.fromkeys(WEIGHTS, 0.0)
     while step < len(work) and (time.time() - started) / 60 < args.minutes:
         cache, items = work[step]
-        warm = min(1.0, (step + 1) / 100)
-        for group in optimizer.param_groups:
-            group["lr"] = (args.lr * group["scale"] * warm
-                           * 0.5 * (1 + np.cos(np.pi * step / len(work))))
-        x, n = cache.batch(items, "block5")
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = top(x, n)
-        losses = {name: ctc(logits[name], n,
-                            [targets.refs[unit_of(name)][cache.ids[i]] for i in items],
-                            len(targets.labels[unit_of(name)]) - 1) for name in WEIGHTS}
-        optimizer.zero_grad()
-        sum(WEIGHTS[k] * v for k, v in losses.items()).backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        optimizer.step()
-        for name, value in losses.items():
-            sums[name] += value.item()
+        rate = (args.lr * min(1.0, (step + 1) / 100)  # warm-up, then cosine decay
+                * 0.5 * (1 + np.cos(np.pi * step / len(work))))
+        for name, value in train_step(top, optimizer, cache, items, targets, rate).items():
+            sums[name] += value
         step += 1
         if step % args.eval_every == 0 or step == len(work):
             errors = evaluate(top, valid, targets)
             if errors[args.select] < best_error:
-                best_error = errors[args.select]
-                best = {"encoder": top.encoder_arrays(), "heads": {
-                    name: {k: v.clone() for k, v in head.state_dict().items()}
-                    for name, head in top.heads.items()}, "step": step, "errors": errors}
+                best_error, best = errors[args.select], best_state(top, step, errors)
             log(f"step {step}\t" + "\t".join(
                 f"{k} loss {sums[k] / args.eval_every:.3f} err {100 * errors[k]:.1f}"
                 for k in WEIGHTS) + f"\t{time.time() - started:.0f}s")

@@ -26,8 +26,10 @@ from biasing.models.quartznet.folder import (
 )
 from biasing.models.quartznet.model import QuartzNetModel, load_quartznet
 from biasing.models.quartznet.network import (
+    Block,
     ConvSpec,
     CTCHead,
+    DwPw,
     HeadSpec,
     NetworkOutput,
     QuartzNet,
@@ -35,8 +37,10 @@ from biasing.models.quartznet.network import (
 )
 
 __all__ = [
+    "Block",
     "CTCHead",
     "ConvSpec",
+    "DwPw",
     "HeadSpec",
     "NetworkOutput",
     "QuartzNet",

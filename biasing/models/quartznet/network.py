@@ -45,7 +45,8 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("QuartzNet models need PyTorch: pip install 'ctc-biasing[torch]'") from err
 
-__all__ = ["CTCHead", "ConvSpec", "HeadSpec", "NetworkOutput", "QuartzNet", "frame_mask"]
+__all__ = ["Block", "CTCHead", "ConvSpec", "DwPw", "HeadSpec", "NetworkOutput", "QuartzNet",
+           "frame_mask"]
 
 _NAME = re.compile(
     r"^(?:(prolog)\.(dw|pw)|blocks\.(\d+)\.sub\.(\d+)\.(dw|pw)|blocks\.(\d+)\.(residual)"
@@ -141,8 +142,9 @@ class NetworkOutput(NamedTuple):
     heads: dict[str, torch.Tensor]  # auxiliary head name -> (batch, classes, frames) logits
 
 
-class _DwPw(nn.Module):
-    """Optional depthwise conv followed by a pointwise conv (one "sub-block")."""
+class DwPw(nn.Module):
+    """Optional depthwise conv followed by a pointwise conv: a sub-block, the prolog or an
+    epilog layer."""
 
     dw: nn.Conv2d | None
     pw: nn.Conv2d
@@ -154,16 +156,18 @@ class _DwPw(nn.Module):
         self.pw = _conv(pw)
 
 
-class _Block(nn.Module):
+class Block(nn.Module):
+    """Sub-blocks in sequence plus a pointwise residual from the block input."""
+
     residual: nn.Conv2d
 
-    def __init__(self, sub: list[_DwPw], residual: ConvSpec) -> None:
+    def __init__(self, sub: list[DwPw], residual: ConvSpec) -> None:
         super().__init__()
         self.sub = nn.ModuleList(sub)
         self.residual = _conv(residual)
 
-    def sub_blocks(self) -> list[_DwPw]:
-        return [unit for unit in self.sub if isinstance(unit, _DwPw)]
+    def sub_blocks(self) -> list[DwPw]:
+        return [unit for unit in self.sub if isinstance(unit, DwPw)]
 
 
 def _conv(spec: ConvSpec) -> nn.Conv2d:
@@ -183,7 +187,7 @@ def _conv(spec: ConvSpec) -> nn.Conv2d:
 class QuartzNet(nn.Module):
     """The convolutional network, features in, raw logits (and block outputs) out."""
 
-    prolog: _DwPw
+    prolog: DwPw
     head: nn.Conv2d
 
     def __init__(self, specs: Sequence[ConvSpec], heads: Sequence[HeadSpec] = ()) -> None:
@@ -197,19 +201,19 @@ class QuartzNet(nn.Module):
         for required in ("prolog.pw", "head"):
             if required not in by_name:
                 raise ValueError(f"config.json has no {required!r} convolution")
-        self.prolog = _DwPw(by_name.get("prolog.dw"), by_name["prolog.pw"])
+        self.prolog = DwPw(by_name.get("prolog.dw"), by_name["prolog.pw"])
         blocks = []
         for b in range(_count(by_name, "blocks.{}.residual")):
             subs = [
-                _DwPw(by_name.get(f"blocks.{b}.sub.{s}.dw"), by_name[f"blocks.{b}.sub.{s}.pw"])
+                DwPw(by_name.get(f"blocks.{b}.sub.{s}.dw"), by_name[f"blocks.{b}.sub.{s}.pw"])
                 for s in range(_count(by_name, f"blocks.{b}.sub.{{}}.pw"))
             ]
             if not subs:
                 raise ValueError(f"blocks.{b} has no sub-blocks in config.json")
-            blocks.append(_Block(subs, by_name[f"blocks.{b}.residual"]))
+            blocks.append(Block(subs, by_name[f"blocks.{b}.residual"]))
         self.blocks = nn.ModuleList(blocks)
         self.epilog = nn.ModuleList(
-            _DwPw(by_name.get(f"epilog.{e}.dw"), by_name[f"epilog.{e}.pw"])
+            DwPw(by_name.get(f"epilog.{e}.dw"), by_name[f"epilog.{e}.pw"])
             for e in range(_count(by_name, "epilog.{}.pw"))
         )
         self.head = _conv(by_name["head"])
@@ -275,15 +279,15 @@ class QuartzNet(nn.Module):
     def run_epilog(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The epilog layers (each followed by a ReLU) on the last block's output."""
         for unit in self.epilog:
-            assert isinstance(unit, _DwPw)
+            assert isinstance(unit, DwPw)
             x = torch.relu(self.run_unit(unit, x, mask))
         return x
 
-    def _blocks(self) -> list[_Block]:
-        return [block for block in self.blocks if isinstance(block, _Block)]
+    def _blocks(self) -> list[Block]:
+        return [block for block in self.blocks if isinstance(block, Block)]
 
     @classmethod
-    def run_block(cls, block: _Block, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def run_block(cls, block: Block, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """One block on a (B, channels, 1, T) input: sub-blocks + residual, then ReLU."""
         residual = block.residual(x)
         subs = block.sub_blocks()
@@ -294,7 +298,7 @@ class QuartzNet(nn.Module):
         return torch.relu(x + residual)
 
     @staticmethod
-    def run_unit(unit: _DwPw, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def run_unit(unit: DwPw, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """One depthwise + pointwise unit (a sub-block, the prolog or an epilog layer),
         without its ReLU; ``mask`` zeroes padded frames before the depthwise convolution."""
         if unit.dw is not None:
