@@ -1,12 +1,18 @@
-"""Decoder speed: biased beam search vs pyctcdecode's own hotwords, by entity-list size.
+"""Decoder speed: our search against pyctcdecode 0.5.0, without and with entity lists.
 
 Synthetic peaky log-probs, 500 frames (10 s at 20 ms), beam 100; a character vocabulary
 and a 256-piece subword vocabulary; without and with a small KenLM (bigram ARPA written
 from random sentences). Prints a markdown table of median real-time factors (decode time /
-10 s), the context-graph compile time and size, and pyctcdecode's hotwords at the same list
-sizes, stopped for larger lists once one run exceeds 60 s.
+10 s): pyctcdecode and our search with no list (and whether their best texts agree), our
+biased search by list size (and its cost relative to our own unbiased time), the
+context-graph compile time and size, and pyctcdecode's hotwords with the same list,
+stopped for larger lists once one run exceeds 60 s. Then the same comparison on real
+speech: the bundled model's log-probs of speechocean762 test utterances (``--real N``,
+development data; cached in ``$CTC_BIASING_CACHE/logprobs``). pyctcdecode columns are left
+empty where it is not installed (``pip install 'ctc-biasing[pyctcdecode]'``).
 
     python benchmarks/decode_speed.py [--sizes 0,10,100,1000,10000,100000] [--repeats 3]
+        [--real 200]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,32 +123,40 @@ def _time_limited(fn, repeats: int, limit: float) -> float | None:
     return queue.get() if not queue.empty() else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="0,10,100,1000,10000,100000")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--beam-width", type=int, default=100)
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    from pyctcdecode import build_ctcdecoder
+def _reference(labels: list[str], lm: Path | None) -> Any:  # a pyctcdecode decoder or None
+    try:
+        from pyctcdecode import build_ctcdecoder
+    except ImportError:
+        return None
+    return build_ctcdecoder(labels, None if lm is None else str(lm))
 
-    print("| vocab | LM | entities | ours RTF | pyctcdecode hotwords RTF | ours faster by "
-          "| compile s | graph nodes | compile peak MB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+def _synthetic(args: argparse.Namespace, sizes: list[int]) -> None:
+    print("| vocab | LM | entities | ours RTF | vs our no-list | pyctcdecode RTF | ours faster "
+          "by | same best text | compile s | graph nodes | compile peak MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for vocab in ("char", "bpe256"):
             labels, logprobs, pool, sentences = _setup("char" if vocab == "char" else "bpe")
             arpa = Path(tmp) / f"{vocab}.arpa"
             write_arpa(sentences, arpa)
             for lm in (None, arpa):
-                ours = build_biased_decoder(labels, kenlm_model_path=lm)
-                reference = build_ctcdecoder(labels, kenlm_model_path=None if lm is None
-                                             else str(lm))
-                plain_rtf = _time(lambda: reference.decode(
-                    logprobs, beam_width=args.beam_width), args.repeats) / SECONDS
-                print(f"| {vocab} | {'yes' if lm else 'no'} | pyctcdecode, no list | "
-                      f"{plain_rtf:.4f} | | | | | |", flush=True)
-                hotwords_alive = True
+                ours = build_biased_decoder(labels, lm)
+                reference = _reference(labels, lm)
+                base = _time(lambda: ours.decode(logprobs, args.beam_width),
+                             args.repeats) / SECONDS
+                lm_name = "yes" if lm else "no"
+                if reference is None:
+                    print(f"| {vocab} | {lm_name} | no list | {base:.5f} | 1.00x | | | "
+                          "| | | |", flush=True)
+                else:
+                    ref = _time(lambda: reference.decode(logprobs, args.beam_width),
+                                args.repeats) / SECONDS
+                    same = ours.decode(logprobs) == reference.decode(logprobs)
+                    print(f"| {vocab} | {lm_name} | no list | {base:.5f} | 1.00x | {ref:.5f} "
+                          f"| {ref / base:.1f}x | {'yes' if same else 'NO'} | | | |",
+                          flush=True)
+                hotwords_alive = reference is not None
                 for size in sizes:
                     entities = EntityList(pool[:size])
                     gc.collect()
@@ -152,27 +167,74 @@ def main() -> None:
                     build_biased_decoder(labels).compile(entities)  # fresh cache
                     peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
                     tracemalloc.stop()
-                    rtf = _time(lambda: ours.decode(logprobs, entities,
-                                                    beam_width=args.beam_width),
+                    rtf = _time(lambda: ours.decode(logprobs, args.beam_width,
+                                                    entities=entities),
                                 args.repeats) / SECONDS
-                    hot = "—"
-                    ratio = ""
+                    hot, ratio = "", ""
                     if size and hotwords_alive:
                         seconds = _time_limited(lambda: reference.decode(
-                            logprobs, beam_width=args.beam_width,
+                            logprobs, args.beam_width,
                             hotwords=[e.text.lower() for e in entities]),
                             args.repeats, HOTWORD_LIMIT_S)
                         if seconds is None:
                             hotwords_alive = False
                             hot = f"> {HOTWORD_LIMIT_S / SECONDS:.0f} (stopped)"
                         else:
-                            hot = f"{seconds / SECONDS:.4f}"
+                            hot = f"{seconds / SECONDS:.5f} (hotwords)"
                             ratio = f"{seconds / SECONDS / rtf:.0f}x"
-                    elif size:
-                        hot = "not run"
-                    print(f"| {vocab} | {'yes' if lm else 'no'} | {size:,} | {rtf:.4f} | {hot} "
-                          f"| {ratio} | {compile_s:.2f} | {compiled.graph.stats.n_nodes:,} "
-                          f"| {peak_mb:.0f} |", flush=True)
+                    print(f"| {vocab} | {lm_name} | {size:,} | {rtf:.5f} | {rtf / base:.2f}x "
+                          f"| {hot} | {ratio} | | {compile_s:.2f} "
+                          f"| {compiled.graph.stats.n_nodes:,} | {peak_mb:.0f} |", flush=True)
+
+
+def _real(args: argparse.Namespace) -> None:
+    """The bundled model's log-probs of speechocean762 test: our search and pyctcdecode."""
+    from biasing.datasets import load_dataset
+    from biasing.evaluation.cache import OutputCache, default_cache_dir
+    from biasing.evaluation.run import model_output
+    from biasing.models import load_model
+    from biasing.paths import shared_root
+
+    folder = shared_root() / "data" / "speechocean762"
+    if not folder.is_dir():
+        print(f"\nreal speech skipped: {folder} is absent (development data)")
+        return
+    model = load_model("default")
+    cache = OutputCache.for_model(default_cache_dir(), model)
+    utterances = sorted(load_dataset(folder, "test"), key=lambda u: u.id)[:args.real]
+    outputs, seconds = [], 0.0
+    for utt in utterances:
+        output, audio_s, _ = model_output(model, utt.audio, cache, ())
+        outputs.append(output.logprobs)
+        seconds += audio_s
+    ours = build_biased_decoder(model.labels)
+    reference = _reference(model.labels, None)
+    ours_s = _time(lambda: [ours.decode(x, args.beam_width) for x in outputs], 1)
+    print(f"\nReal speech: {len(outputs)} utterances of speechocean762 test "
+          f"({seconds / 60:.1f} min), the bundled model's log-probs, beam {args.beam_width}, "
+          "no LM\n")
+    print("| decoder | RTF | ours faster by | same best text |")
+    print("|---|---:|---:|---:|")
+    print(f"| ours | {ours_s / seconds:.5f} | | |")
+    if reference is not None:
+        ref_s = _time(lambda: [reference.decode(x, args.beam_width) for x in outputs], 1)
+        same = sum(ours.decode(x) == reference.decode(x) for x in outputs)
+        print(f"| pyctcdecode 0.5.0 | {ref_s / seconds:.5f} | {ref_s / ours_s:.1f}x "
+              f"| {same}/{len(outputs)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="0,10,100,1000,10000,100000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--beam-width", type=int, default=100)
+    parser.add_argument("--real", type=int, default=200,
+                        help="speechocean762 test utterances for the real-speech table (0: "
+                             "skip)")
+    args = parser.parse_args()
+    _synthetic(args, [int(s) for s in args.sizes.split(",")])
+    if args.real:
+        _real(args)
 
 
 if __name__ == "__main__":

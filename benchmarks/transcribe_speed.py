@@ -90,7 +90,7 @@ def main() -> None:
         entities = distractor_list(size, refs)
         decoder.compile(entities)
         started = time.perf_counter()
-        hyps = [decoder.decode(x, entities, beam_width=args.beam_width) for x in logprobs]
+        hyps = [decoder.decode(x, beam_width=args.beam_width, entities=entities) for x in logprobs]
         decode_s = time.perf_counter() - started
         print(f"| beam search | {size:,} | {decode_s / audio_s:.4f} | {wer(refs, hyps):.1%} |")
         print(f"| whole pipeline | {size:,} | {(forward_s + decode_s) / audio_s:.4f} | |",

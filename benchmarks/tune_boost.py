@@ -83,7 +83,7 @@ def main() -> None:
     pool = [e for e in (EARNINGS_LISTS / "distractor_list.txt").read_text().splitlines()
             if e not in oracle and e.replace(" ", "").isalpha()]
     base = build_biased_decoder(build_labels())
-    plain = {i: base.decode(logprobs[i], [], beam_width=args.beam_width).split() for i in ids}
+    plain = {i: base.decode(logprobs[i], beam_width=args.beam_width, entities=[]).split() for i in ids}
     targets = {i: sorted({w for w in refs[i] if len(w) >= 4 and w not in plain[i]})[:3]
                for i in ids}
     lists = {}
@@ -123,7 +123,7 @@ def main() -> None:
         hits = alarms = errors = 0
         started = time.perf_counter()
         for i in ids:
-            hyp = decoder.decode(logprobs[i], lists[i], beam_width=args.beam_width)
+            hyp = decoder.decode(logprobs[i], beam_width=args.beam_width, entities=lists[i])
             words = hyp.lower().split()
             hits += sum(t in words for t in targets[i])
             listed = {w for e in lists[i] for w in e.text.lower().split()}
@@ -131,7 +131,7 @@ def main() -> None:
             errors += edit_distance(refs[i], words)
         seconds = time.perf_counter() - started
         general = sum(edit_distance(refs[i], decoder.decode(
-            logprobs[i], global_list, beam_width=args.beam_width).lower().split())
+            logprobs[i], beam_width=args.beam_width, entities=global_list).lower().split())
             for i in ids) / n_words
         print(f"| {unit} | {scale} | {cap} | {completion} | {full} | {hits / n_targets:.1%} | "
               f"{100 * alarms / len(ids):.1f} | {errors / n_words:.1%} | {general:.1%} "

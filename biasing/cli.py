@@ -127,7 +127,7 @@ def _decode(args: argparse.Namespace) -> int:
                                    tokenizer=args.tokenizer,
                                    **decoder_options(args.set, args.weight))
     logits = _load_logits(args.logits, args.log_softmax)
-    best = decoder.decode_hypotheses(logits, entities, beam_width=args.beam_width)[0]
+    best = decoder.decode_hypotheses(logits, beam_width=args.beam_width, entities=entities)[0]
     if not args.json:
         _print(best.text, False)
         return 0

@@ -122,8 +122,8 @@ class Transcriber:
 
     def _decode(self, logprobs: np.ndarray, entities: Iterable[Any], source: str,
                 duration_s: float) -> Transcript:
-        best = self.decoder.decode_hypotheses(logprobs, entities,
-                                              beam_width=self.beam_width)[0]
+        best = self.decoder.decode_hypotheses(logprobs, beam_width=self.beam_width,
+                                              entities=entities)[0]
         shift = self.model.frame_shift_s
         words = [WordTiming(w, s * shift, e * shift) for w, (s, e) in best.words]
         hits = [EntityHit(m.text, m.start_frame * shift, m.end_frame * shift, m.first_word,

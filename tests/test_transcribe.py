@@ -74,6 +74,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
         transcriber.transcribe(_wav(tmp_path / "ok.wav", 1.0), entities=["R2-D2"])
 
 
+@pytest.mark.filterwarnings("ignore:label .* is the best label")  # an untrained model
 def test_tiny_quartznet_spec(tmp_path: Path) -> None:
     folder = write_tiny_quartznet(tmp_path / "tiny")
     transcriber = Transcriber(f"quartznet:{folder}")

@@ -1,46 +1,270 @@
-"""Unigram boosting through KenLM: listed words the LM does not know form a BOOST class.
+"""Word-level KenLM scoring for the beam search, and the BOOST class for listed words.
 
-An n-gram LM gives a word it has never seen the unknown-word penalty, which is exactly what
-a new name is. :class:`BoostedLanguageModel` wraps pyctcdecode's :class:`LanguageModel` for
-one decode call: a listed word that is out of the LM's vocabulary is scored with the class
-log-probability ``boost_logp`` (natural log) instead of KenLM's ``<unk>`` score plus the
-penalty, and partial words on the way to a listed word are not penalised. Words the LM
-knows keep their LM score. The LM file is never modified, and the list can change per call.
+:class:`LanguageModel` scores words exactly as pyctcdecode 0.5.0 does (so the two searches
+agree), through the ``kenlm`` module directly:
+
+- a completed word: ``alpha * log10 P(word | context) * ln(10) + beta``; a word outside
+  the unigram list (or KenLM's vocabulary) also gets ``unk_score_offset`` (log10 units) before
+  the scaling; the last word of an utterance also gets ``P(</s>)`` when
+  ``score_boundary``;
+- a partial word: ``unk_score_offset`` when it starts no known word, times ``len / 6`` when
+  it is longer than 6 characters (pyctcdecode adds this unscaled);
+- directory format (``save_to_dir``/``load_from_dir``): ``attrs.json``, ``unigrams.txt``
+  and the KenLM file, as pyctcdecode writes them.
+
+The BOOST class (:class:`BoostedLanguageModel`): an n-gram LM gives a word it has never
+seen the unknown-word penalty, which is exactly what a new name is. For one decode call,
+listed words the LM does not know are scored with the class log-probability
+``boost_logp`` (nats) instead, and partial words on the way to one are not penalised.
+Words the LM knows keep their LM score; the LM file is never modified.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import math
-from collections.abc import Iterable
-from typing import Any
+import os
+import shutil
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any, Protocol
 
-from pyctcdecode.constants import LOG_BASE_CHANGE_FACTOR
-from pyctcdecode.language_model import AbstractLanguageModel, LanguageModel
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_BETA", "DEFAULT_BOOST_LOGP", "DEFAULT_SCORE_LM_BOUNDARY",
+           "DEFAULT_UNK_LOGP_OFFSET", "BoostWords", "BoostedLanguageModel", "LanguageModel",
+           "ScoringModel", "load_unigrams_from_arpa"]
 
-DEFAULT_BOOST_LOGP = -8.0
+DEFAULT_ALPHA = 0.5  # weight of the LM score
+DEFAULT_BETA = 1.5  # bonus per word
+DEFAULT_UNK_LOGP_OFFSET = -10.0  # log10 penalty of a word outside the vocabulary
+DEFAULT_SCORE_LM_BOUNDARY = True  # score <s> and </s>
+DEFAULT_BOOST_LOGP = -8.0  # the BOOST class's log-probability (nats)
+LOG_BASE_CHANGE_FACTOR = 1.0 / math.log10(math.e)  # KenLM scores log10; we add natural logs
+AVG_TOKEN_LEN = 6  # partial words longer than this pay proportionally more
+
+
+class ScoringModel(Protocol):
+    """What the search asks of a language model (pyctcdecode's LMs fit it too)."""
+
+    @property
+    def order(self) -> int: ...
+
+    def get_start_state(self) -> Any: ...
+
+    def score_partial_token(self, partial_token: str) -> float: ...
+
+    def score(self, prev_state: Any, word: str, is_last_word: bool = False,
+              ) -> tuple[float, Any]: ...
+
+
+def load_unigrams_from_arpa(path: str | os.PathLike[str]) -> set[str]:
+    """The words of an ARPA file's ``\\1-grams:`` section.
+
+    Raises:
+        ValueError: the file has no unigrams.
+    """
+    unigrams = set()
+    with open(path, encoding="utf-8") as stream:
+        started = False
+        for line in stream:
+            line = line.strip()
+            if line == "\\1-grams:":
+                started = True
+            elif line == "\\2-grams:":
+                break
+            if started and line:
+                parts = line.split("\t")
+                if len(parts) == 3:
+                    unigrams.add(parts[1])
+    if not unigrams:
+        raise ValueError(f"no unigrams found in the ARPA file {path}")
+    return unigrams
+
+
+class _Prefixes:
+    """Which strings start a word of a set (a sorted list and binary search)."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self._sorted = sorted(words)
+
+    def __bool__(self) -> bool:
+        return bool(self._sorted)
+
+    def starts(self, part: str) -> bool:
+        i = bisect.bisect_left(self._sorted, part)
+        return i < len(self._sorted) and self._sorted[i].startswith(part)
+
+
+class LanguageModel:
+    """A KenLM model with pyctcdecode's scoring (see the module docs).
+
+    Args:
+        kenlm_model: a loaded ``kenlm.Model``.
+        unigrams: the known words; None: every partial word counts as unknown. Words KenLM
+            does not know are dropped from the list.
+        alpha, beta, unk_score_offset, score_boundary: see the module docs.
+    """
+
+    JSON_ATTRS = ("alpha", "beta", "unk_score_offset", "score_boundary")
+    ATTRS_FILE = "attrs.json"
+    UNIGRAMS_FILE = "unigrams.txt"
+
+    def __init__(self, kenlm_model: Any, unigrams: Collection[str] | None = None,
+                 alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA,
+                 unk_score_offset: float = DEFAULT_UNK_LOGP_OFFSET,
+                 score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY) -> None:
+        self.kenlm_model = kenlm_model
+        self._unigrams = ({w for w in set(unigrams) if w in kenlm_model}
+                          if unigrams is not None else set())
+        self._prefixes = _Prefixes(self._unigrams) if unigrams is not None else None
+        self.alpha = alpha
+        self.beta = beta
+        self.unk_score_offset = unk_score_offset
+        self.score_boundary = score_boundary
+
+    @property
+    def order(self) -> int:
+        """The n-gram order."""
+        return int(self.kenlm_model.order)
+
+    @property
+    def unigrams(self) -> frozenset[str]:
+        """The known words (empty when none were given)."""
+        return frozenset(self._unigrams)
+
+    def is_known(self, word: str) -> bool:
+        """Whether ``word`` is scored without the unknown-word penalty."""
+        return not ((self._unigrams and word not in self._unigrams)
+                    or word not in self.kenlm_model)
+
+    def get_start_state(self) -> Any:
+        """The KenLM state before the first word (``<s>`` when ``score_boundary``)."""
+        import kenlm
+
+        state = kenlm.State()
+        if self.score_boundary:
+            self.kenlm_model.BeginSentenceWrite(state)
+        else:
+            self.kenlm_model.NullContextWrite(state)
+        return state
+
+    def raw_end_score(self, state: Any) -> float:
+        """log10 P(</s> | state) when ``score_boundary``, else 0."""
+        if not self.score_boundary:
+            return 0.0
+        import kenlm
+
+        return float(self.kenlm_model.BaseScore(state, "</s>", kenlm.State()))
+
+    def score_partial_token(self, partial_token: str) -> float:
+        """The penalty of a word being spelled (see the module docs)."""
+        is_oov = 1.0 if self._prefixes is None else int(not self._prefixes.starts(partial_token))
+        unk_score = self.unk_score_offset * is_oov
+        if len(partial_token) > AVG_TOKEN_LEN:
+            unk_score = unk_score * len(partial_token) / AVG_TOKEN_LEN
+        return unk_score
+
+    def score(self, prev_state: Any, word: str, is_last_word: bool = False,
+              ) -> tuple[float, Any]:
+        """(score in nats with alpha and beta applied, the state after ``word``)."""
+        import kenlm
+
+        end_state = kenlm.State()
+        lm_score = self.kenlm_model.BaseScore(prev_state, word, end_state)
+        if not self.is_known(word):
+            lm_score += self.unk_score_offset
+        if is_last_word:
+            lm_score = lm_score + self.raw_end_score(end_state)
+        return self.alpha * lm_score * LOG_BASE_CHANGE_FACTOR + self.beta, end_state
+
+    def reset_params(self, **params: Any) -> None:
+        """Change ``alpha``, ``beta``, ``unk_score_offset`` (floats) or ``score_boundary``
+        (bool) in place; None leaves a value as it is.
+
+        Raises:
+            ValueError: a value of the wrong type (pyctcdecode's rule: floats must be floats).
+        """
+        for name, kind in (("alpha", float), ("beta", float), ("unk_score_offset", float),
+                           ("score_boundary", bool)):
+            value = params.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, kind):
+                # ValueError, as pyctcdecode raises it, so callers catch the same thing
+                raise ValueError(  # noqa: TRY004
+                    f"{name} must be a {kind.__name__}. Got {type(value)}.")
+            setattr(self, name, value)
+
+    # ------------------------------------------------------------------ directory format
+
+    def save_to_dir(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``attrs.json``, ``unigrams.txt`` and a copy of the KenLM file."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        attrs = {name: getattr(self, name) for name in self.JSON_ATTRS}
+        (folder / self.ATTRS_FILE).write_text(json.dumps(attrs), encoding="utf-8")
+        (folder / self.UNIGRAMS_FILE).write_text(
+            "".join(w + "\n" for w in sorted(self._unigrams)), encoding="utf-8")
+        source = Path(os.fsdecode(self.kenlm_model.path))
+        shutil.copy2(source, folder / source.name)
+
+    @staticmethod
+    def parse_directory_contents(directory: str | os.PathLike[str]) -> dict[str, str]:
+        """The three files of a saved LM folder.
+
+        Raises:
+            ValueError: not exactly ``attrs.json``, ``unigrams.txt`` and one ``.arpa``,
+                ``.bin`` or ``.binary`` file (hidden files are ignored).
+        """
+        contents = [c for c in os.listdir(directory) if not c.startswith((".", "__"))]
+        where = os.fspath(directory)
+        if len(contents) != 3:
+            raise ValueError(f"{where}: expected 3 files (attrs.json, unigrams.txt and a KenLM "
+                             f"file), found {sorted(contents)}")
+        for name in (LanguageModel.ATTRS_FILE, LanguageModel.UNIGRAMS_FILE):
+            if name not in contents:
+                raise ValueError(f"{where}: no {name} among {sorted(contents)}")
+            contents.remove(name)
+        if os.path.splitext(contents[0])[1] not in {".arpa", ".bin", ".binary"}:
+            raise ValueError(f"{where}: the KenLM file must end in .arpa, .bin or .binary, "
+                             f"found {contents[0]}")
+        return {"json_attrs": os.path.join(directory, LanguageModel.ATTRS_FILE),
+                "unigrams": os.path.join(directory, LanguageModel.UNIGRAMS_FILE),
+                "kenlm": os.path.join(directory, contents[0])}
+
+    @classmethod
+    def load_from_dir(cls, directory: str | os.PathLike[str],
+                      unigram_encoding: str | None = None) -> LanguageModel:
+        """Read a folder written by :meth:`save_to_dir` (or by pyctcdecode)."""
+        import kenlm
+
+        files = cls.parse_directory_contents(directory)
+        with open(files["json_attrs"], encoding="utf-8") as stream:
+            attrs = json.load(stream)
+        if set(attrs) != set(cls.JSON_ATTRS):
+            raise ValueError(f"{files['json_attrs']}: expected the keys {cls.JSON_ATTRS}, "
+                             f"found {sorted(attrs)}")
+        with open(files["unigrams"], encoding=unigram_encoding or "utf-8") as stream:
+            unigrams = stream.read().splitlines()
+        return cls(kenlm.Model(files["kenlm"]), unigrams, **attrs)
 
 
 class BoostWords:
-    """The listed words that need the class, with a fast prefix test (sorted list + bisect)."""
+    """The listed words that need the BOOST class, with a fast prefix test."""
 
     def __init__(self, words: Iterable[str], language_model: LanguageModel) -> None:
-        kenlm_model = language_model._kenlm_model
-        known = language_model._unigram_set
-        self.words = frozenset(w for w in words
-                               if w not in kenlm_model or (known and w not in known))
-        self._sorted = sorted(self.words)
+        self.words = frozenset(w for w in words if not language_model.is_known(w))
+        self._prefixes = _Prefixes(self.words)
 
     def __bool__(self) -> bool:
         return bool(self.words)
 
     def is_prefix(self, part: str) -> bool:
-        i = bisect.bisect_left(self._sorted, part)
-        return i < len(self._sorted) and self._sorted[i].startswith(part)
+        return self._prefixes.starts(part)
 
 
-class BoostedLanguageModel(AbstractLanguageModel):
-    """pyctcdecode LM with the BOOST class for ``boost`` words (see module docs).
+class BoostedLanguageModel:
+    """A :class:`LanguageModel` with the BOOST class for ``boost`` words (module docs).
 
     Args:
         base: the decoder's language model (alpha, beta and offsets are read from it).
@@ -51,7 +275,7 @@ class BoostedLanguageModel(AbstractLanguageModel):
     def __init__(self, base: LanguageModel, boost: BoostWords, boost_logp: float) -> None:
         self._base = base
         self._boost = boost
-        # KenLM scores are log10; the class score joins them before pyctcdecode's base change.
+        # KenLM scores are log10; the class score joins them before the base change.
         self._boost_log10 = boost_logp / math.log(10)
 
     @property
@@ -70,10 +294,12 @@ class BoostedLanguageModel(AbstractLanguageModel):
               ) -> tuple[float, Any]:
         if word not in self._boost.words:
             return self._base.score(prev_state, word, is_last_word=is_last_word)
+        import kenlm
+
         base = self._base
-        end_state = type(prev_state)()
-        base._kenlm_model.BaseScore(prev_state, word, end_state)  # advances the context
+        end_state = kenlm.State()
+        base.kenlm_model.BaseScore(prev_state, word, end_state)  # advances the context
         lm_score = self._boost_log10
         if is_last_word:
-            lm_score += base._get_raw_end_score(end_state)
+            lm_score += base.raw_end_score(end_state)
         return base.alpha * lm_score * LOG_BASE_CHANGE_FACTOR + base.beta, end_state

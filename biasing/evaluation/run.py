@@ -21,7 +21,8 @@ from .cache import OutputCache
 from .lists import mean_size
 from .techniques import KENLM, EvalContext, Technique
 
-__all__ = ["EvalRun", "TechniqueResult", "TechniqueRun", "UtteranceResult", "run_eval"]
+__all__ = ["EvalRun", "TechniqueResult", "TechniqueRun", "UtteranceResult", "model_output",
+           "run_eval"]
 
 # progress(stage, done, total): stage is "model" or a technique's name
 Progress = Callable[[str, int, int], None]
@@ -93,7 +94,7 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
     outputs: dict[str, ModelOutput] = {}
     audio_s = forward_s = 0.0
     for n, utt in enumerate(dataset, 1):
-        outputs[utt.id], seconds, spent = _model_output(model, utt.audio, cache, heads)
+        outputs[utt.id], seconds, spent = model_output(model, utt.audio, cache, heads)
         audio_s += seconds
         forward_s += spent
         if progress:
@@ -129,7 +130,7 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
                    unspellable=_unspellable(lists, context))
 
 
-def _model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,
+def model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,
                   heads: Sequence[str]) -> tuple[ModelOutput, float, float]:
     """(output, audio seconds, seconds spent in the model) from the cache or the model."""
     from ..audio import load_audio

@@ -82,10 +82,10 @@ class Technique:
         decoder = _decoder(context, self.options(context))
         beam_width = context.beam_width
         if not self.uses_list:
-            return lambda output, entities: decoder.decode(output.logprobs, [],
-                                                           beam_width=beam_width)
-        return lambda output, entities: decoder.decode(output.logprobs, entities,
-                                                       beam_width=beam_width)
+            return lambda output, entities: decoder.decode(output.logprobs, beam_width,
+                                                           entities=[])
+        return lambda output, entities: decoder.decode(output.logprobs, beam_width,
+                                                       entities=entities)
 
 
 TECHNIQUES: dict[str, Technique] = {}
@@ -116,19 +116,28 @@ def _decoder(context: EvalContext, options: Mapping[str, Any]) -> Any:
 
 
 def _hotwords(context: EvalContext) -> DecodeFn:
-    """pyctcdecode's hotwords, given the spelling the model writes (e.g. lower case)."""
+    """pyctcdecode's own decoder with its hotwords, given the spelling the model writes
+    (e.g. lower case): the peer baseline, so it runs pyctcdecode itself."""
+    try:
+        from pyctcdecode import build_ctcdecoder
+    except ImportError:
+        raise ImportError("the hotwords baseline runs pyctcdecode: pip install "
+                          "'ctc-biasing[pyctcdecode]'") from None
+    from ..decoders import quiet_stderr
     from ..entities import normalize_entity
     from ..tokenizer import make_tokenizer
 
-    decoder = _decoder(context, context.options)
-    inventory = make_tokenizer(decoder.labels, context.tokenizer).inventory
+    settings = {k: v for k, v in context.options.items()
+                if k in ("alpha", "beta", "unk_score_offset", "lm_score_boundary")}
+    with quiet_stderr():  # KenLM prints loading progress bars on stderr
+        decoder = build_ctcdecoder(context.labels, context.kenlm_model_path, **settings)
+    inventory = make_tokenizer(context.labels, context.tokenizer).inventory
 
     def decode(output: ModelOutput, entities: EntityList) -> str:
         # pyctcdecode matches hotwords against decoded text; unspellable entries are left out
         spelled = (normalize_entity(e.text, inventory) for e in entities)
         hotwords = [norm for norm, offending in spelled if norm and not offending]
-        return str(decoder.decode(output.logprobs, [], beam_width=context.beam_width,
-                                  hotwords=hotwords))
+        return str(decoder.decode(output.logprobs, context.beam_width, hotwords=hotwords))
     return decode
 
 

@@ -135,5 +135,5 @@ def test_g2g_variants_decode_to_the_canonical_spelling() -> None:
     best = g2g.decode_hypotheses(logprobs, entities=["Zelenskyy"])[0]
     assert [m.text for m in best.entities] == ["Zelenskyy"]
     # variants do not leak into decoding without G2G, and the canonical spelling still wins
-    assert plain.decode(char_logprobs("we met zelenskyy today"), ["Zelenskyy"]) == \
+    assert plain.decode(char_logprobs("we met zelenskyy today"), entities=["Zelenskyy"]) == \
         "we met Zelenskyy today"

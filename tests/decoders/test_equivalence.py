@@ -1,54 +1,81 @@
-"""Contracts: no entities == pyctcdecode; zero bonuses == pyctcdecode; weight 0 == unbiased."""
+"""Contracts: our search reproduces pyctcdecode 0.5.0's beams (golden fixtures recorded from
+it, no pyctcdecode needed); zero bonuses and weight 0 change nothing; an empty list is the
+unbiased search. One live comparison runs where pyctcdecode is installed."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import CHAR_LABELS, char_logprobs
-from pyctcdecode import build_ctcdecoder
 
 from biasing import build_biased_decoder
 
+GOLDEN = Path(__file__).parent / "golden"
 ZERO_BONUS = {"unit_bonus": 0.0, "adaptive_scale": 0.0, "max_adaptive": 0.0,
               "completion_bonus": 0.0, "force_window": 0.0, "lm_boost_logp": None}
 
 
-def _random_logprobs(rng: np.random.Generator, frames: int, vocab: int, peaky: bool,
-                     ) -> np.ndarray:
-    x = rng.normal(size=(frames, vocab)) * (2.0 if not peaky else 1.0)
-    if peaky:
-        x[np.arange(frames), rng.integers(0, vocab, frames)] += 9.0
-        x[rng.random(frames) < 0.5, -1] += 10.0  # blank-heavy, like real CTC output
-    x = x - x.max(axis=1, keepdims=True)
-    return (x - np.log(np.exp(x).sum(axis=1, keepdims=True))).astype(np.float32)
+@cache
+def _golden() -> tuple[dict, dict[str, np.ndarray]]:
+    with np.load(GOLDEN / "cases.npz") as inputs:
+        arrays = {name: inputs[name] for name in inputs.files}
+    return json.loads((GOLDEN / "beams.json").read_text(encoding="utf-8")), arrays
 
 
-def _cases(labels: list[str]) -> list[np.ndarray]:
-    rng = np.random.default_rng(7)
-    return [_random_logprobs(rng, frames, len(labels), peaky)
-            for peaky in (False, True) for frames in (1, 40, 150)]
+def _calls() -> list[tuple[str, int]]:
+    recorded, _ = _golden()
+    return [(case["name"], n) for case in recorded["cases"] for n in range(len(case["calls"]))]
 
 
-@pytest.mark.parametrize("vocab", ["char", "bpe"])
-@pytest.mark.parametrize("with_lm", [False, True])
-def test_matches_pyctcdecode(vocab: str, with_lm: bool, bpe_labels: list[str],
-                             arpa_path: Path) -> None:
-    labels = CHAR_LABELS if vocab == "char" else bpe_labels
-    lm = str(arpa_path) if with_lm else None
-    reference = build_ctcdecoder(labels, kenlm_model_path=lm)
-    ours = build_biased_decoder(labels, kenlm_model_path=lm)
-    # an entity that never occurs, with every bonus at zero: our own search loop must then
-    # give pyctcdecode's beams exactly
-    zero = build_biased_decoder(labels, kenlm_model_path=lm, **ZERO_BONUS)
-    for logprobs in _cases(labels):
-        expected = reference.decode_beams(logprobs, beam_width=16)
-        assert ours.decode_beams(logprobs, beam_width=16) == expected
-        got = zero.decode_beams(logprobs, ["zazetz"], beam_width=16)
-        assert [(b[0], b[2], b[3], b[4]) for b in got] == \
-               [(b[0], b[2], b[3], b[4]) for b in expected]
-        assert ours.decode(logprobs) == reference.decode(logprobs)
+def _as_recorded(beams: list) -> list:
+    return [[text, [[w, list(f)] for w, f in frames], logit, score]
+            for text, _, frames, logit, score in beams[:20]]
+
+
+@pytest.mark.parametrize("name, call", _calls())
+def test_reproduces_pyctcdecode_exactly(name: str, call: int) -> None:
+    recorded, inputs = _golden()
+    case = next(c for c in recorded["cases"] if c["name"] == name)
+    if case["lm"]:
+        pytest.importorskip("kenlm", reason="the LM cases need the lm extra")
+    lm = str(GOLDEN / "lm.arpa") if case["lm"] else None
+    labels = recorded["labels"][case["vocab"]]
+    kwargs = case["calls"][call]
+    expected = case["results"][call]
+    ours = build_biased_decoder(labels, lm)
+    assert _as_recorded(ours.decode_beams(inputs[name], **kwargs)) == expected
+    # every bonus at zero with a list that never occurs: the biased path gives them too
+    zero = build_biased_decoder(labels, lm, **ZERO_BONUS)
+    assert _as_recorded(zero.decode_beams(inputs[name], **kwargs, entities=["zazetz"])) \
+        == expected
+    assert ours.decode(inputs[name], kwargs["beam_width"], hotwords=kwargs.get("hotwords")) \
+        == ours.decode_beams(inputs[name], kwargs["beam_width"], prune_history=True,
+                             hotwords=kwargs.get("hotwords"))[0][0]
+
+
+@pytest.mark.pyctcdecode
+def test_live_comparison_with_pyctcdecode(arpa_path: Path) -> None:
+    pyctcdecode = pytest.importorskip("pyctcdecode", reason="pip install "
+                                      "'ctc-biasing[pyctcdecode]' for the live comparison")
+    rng = np.random.default_rng(3)
+    for lm in (None, str(arpa_path)):
+        reference = pyctcdecode.build_ctcdecoder(CHAR_LABELS, lm)
+        ours = build_biased_decoder(CHAR_LABELS, lm)
+        for frames, scale in ((1, 1.0), (60, 2.0), (200, 6.0)):
+            logits = rng.normal(size=(frames, len(CHAR_LABELS))) * scale
+            logits[:, -1] += scale  # blank-heavy
+            for kwargs in ({"beam_width": 16}, {"beam_width": 64, "prune_history": True},
+                           {"beam_width": 16, "hotwords": ["the city"]}):
+                assert _without_state(ours.decode_beams(logits, **kwargs)) == \
+                    _without_state(reference.decode_beams(logits, **kwargs))
+
+
+def _without_state(beams: list) -> list:
+    return [(text, frames, logit, score) for text, _, frames, logit, score in beams]
 
 
 def test_weight_zero_changes_nothing() -> None:

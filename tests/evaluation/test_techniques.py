@@ -52,10 +52,27 @@ def test_built_in_techniques_decode_the_scripted_utterance() -> None:
     output = ModelOutput(spoken_logprobs())
     entities = EntityList(["Fremont", "Zelenskyy"])
     texts = {name: TECHNIQUES[name].build(_context())(output, entities)
-             for name in ("none", "hotwords", "subword", "all")}
+             for name in ("none", "subword", "all")}
     assert texts["none"] == "we met in fremond today"  # the list is not used
     assert texts["subword"] == texts["all"] == "we met in Fremont today"
-    assert isinstance(texts["hotwords"], str)
+
+
+@pytest.mark.pyctcdecode
+def test_hotwords_baseline_runs_pyctcdecode() -> None:
+    pytest.importorskip("pyctcdecode", reason="the hotwords baseline runs pyctcdecode: pip "
+                        "install 'ctc-biasing[pyctcdecode]'")
+    decode = TECHNIQUES["hotwords"].build(_context())
+    output = ModelOutput(spoken_logprobs())
+    assert decode(output, EntityList([])) == "we met in fremond today"
+    assert decode(output, EntityList(["Fremont"])) == "we met in fremont today"
+
+
+def test_hotwords_baseline_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyctcdecode", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"ctc-biasing\[pyctcdecode\]"):
+        TECHNIQUES["hotwords"].build(_context())
 
 
 def test_a_registered_technique_is_used_by_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,544 @@
+"""``BiasedBeamSearchDecoder``: a drop-in for pyctcdecode's decoder with entity biasing.
+
+The public surface is pyctcdecode 0.5.0's (``decode``, ``decode_beams``, ``decode_batch``,
+``decode_beams_batch``, their positional parameters and output tuples, ``reset_params``,
+``save_to_dir``/``load_from_dir``/``load_from_hf_hub``, the class-level ``model_container``),
+with this package's additions after them as keyword-only arguments: ``entities`` per call,
+``decode_hypotheses`` (words with frames and the entities found), options of
+:class:`BiasingOptions`. With no entities it gives pyctcdecode's beams exactly.
+
+Inputs are converted as pyctcdecode converts them: rows that sum to 1 on average are taken
+as probabilities (``log(clip(p, 1e-15, 1))``), anything else (log-probabilities, raw logits,
+integers) goes through ``log_softmax``; either way values are clipped to ``[log 1e-15, 0]``.
+Wrong shapes, NaN and +inf are errors; so is a frame with no finite value.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from multiprocessing.pool import Pool
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..entities import EntityInput, EntityList, as_entity_list
+from ..tokenizer import Tokenizer, make_tokenizer
+from .alphabet import Alphabet
+from .bias import BiasScorer
+from .compile import CompiledEntities, compile_entities
+from .hotwords import DEFAULT_HOTWORD_WEIGHT, HotwordScorer
+from .language_model import (
+    DEFAULT_BOOST_LOGP,
+    BoostedLanguageModel,
+    BoostWords,
+    LanguageModel,
+    ScoringModel,
+)
+from .respell import EntityMatch, respell
+from .search import SearchParams, SearchResult, search
+
+__all__ = ["DEFAULT_BEAM_WIDTH", "DEFAULT_MIN_TOKEN_LOGP", "DEFAULT_PRUNE_LOGP",
+           "BiasedBeamSearchDecoder", "BiasingOptions", "Hypothesis"]
+
+DEFAULT_BEAM_WIDTH = 100
+DEFAULT_PRUNE_LOGP = -10.0
+DEFAULT_MIN_TOKEN_LOGP = -5.0
+DEFAULT_PRUNE_BEAMS = False
+MIN_TOKEN_CLIP_P = 1e-15  # log-probabilities are clipped to log(1e-15)
+_COMPILED_CACHE_SIZE = 16
+logger = logging.getLogger(__name__)
+
+# pyctcdecode's beam tuple: text, LM state, word frames, acoustic score, combined score
+OutputBeam = tuple[str, Any, list[tuple[str, tuple[int, int]]], float, float]
+
+
+@dataclass(frozen=True)
+class BiasingOptions:
+    """How strongly listed entities are favoured. Bonuses are in nats (natural log)."""
+
+    weight: float = 1.0  # multiplies every bonus below; 0 turns biasing off
+    unit_bonus: float = 0.3  # static bonus per unit on an entity path
+    adaptive_scale: float = 0.5  # share of the gap to the frame's best unit given back
+    max_adaptive: float = 2.0  # cap on the adaptive part per unit
+    completion_bonus: float = 2.0  # extra bonus when a whole entity is completed
+    full_bonus_chars: int = 5  # entities with fewer letters earn a proportionally smaller
+    # completion bonus (short names are cheap to hallucinate); 0 = no scaling
+    g2g_variants: int = 0  # sound-alike spellings added per entity (needs the g2p extra)
+    force_window: float = 6.0  # forced continuation units are at most this far below the
+    # frame's best unit (nats); further down, no default bonus could make them win
+    lm_boost_logp: float | None = DEFAULT_BOOST_LOGP  # BOOST class log-prob (nats) for listed
+    # words the LM does not know; None scores them as unknown words (unknown-word penalty)
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "unit_bonus", "adaptive_scale", "max_adaptive",
+                     "completion_bonus"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        for name in ("full_bonus_chars", "g2g_variants"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not np.isfinite(self.force_window) or self.force_window < 0:
+            raise ValueError(f"force_window must be a finite number >= 0, got "
+                             f"{self.force_window!r}")
+        if self.lm_boost_logp is not None and not (np.isfinite(self.lm_boost_logp)
+                                                   and self.lm_boost_logp <= 0):
+            raise ValueError(f"lm_boost_logp must be a log-probability <= 0 or None, got "
+                             f"{self.lm_boost_logp!r}")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoded hypothesis with timing and the entities found in it."""
+
+    text: str  # words joined by spaces, entities in their original spelling
+    words: list[tuple[str, tuple[int, int]]]  # (word, (start_frame, end_frame)), end exclusive
+    entities: list[EntityMatch]  # listed entities in the text, in order
+    logit_score: float  # acoustic log score of the path
+    score: float  # ranking score: acoustic + LM + biasing bonuses
+
+
+class BiasedBeamSearchDecoder:
+    """CTC beam search with entity biasing. Build with ``build_biased_decoder``.
+
+    Args:
+        alphabet: an :class:`Alphabet` (or pyctcdecode's; anything with ``labels`` and
+            ``is_bpe``).
+        language_model: a :class:`LanguageModel` (or any object scoring like pyctcdecode's
+            language models; the BOOST class needs ours).
+        tokenizer: how entities are spelled with the labels (a sentencepiece model or its
+            path, a :class:`~biasing.tokenizer.Tokenizer`); default: from the labels.
+        entities: the default entity list of every call.
+        options: biasing strength.
+    """
+
+    # The language model (not picklable) lives in a class-level container, as in
+    # pyctcdecode, so that pool workers forked after the decoder was made find it.
+    model_container: ClassVar[dict[bytes, ScoringModel | None]] = {}
+    # compiled entity lists, per decoder, shared with forked workers the same way
+    _compiled_container: ClassVar[dict[bytes, OrderedDict[str, Any]]] = {}
+    ALPHABET_FILE = "alphabet.json"
+    LANGUAGE_MODEL_DIRECTORY = "language_model"
+
+    def __init__(self, alphabet: Any, language_model: ScoringModel | None = None, *,
+                 tokenizer: Any = None, entities: EntityInput | None = None,
+                 options: BiasingOptions = BiasingOptions()) -> None:
+        if not isinstance(alphabet, Alphabet):
+            alphabet = Alphabet(tuple(alphabet.labels), bool(alphabet.is_bpe))
+        self._alphabet = alphabet
+        self._labels = list(alphabet.labels)
+        self._tokenizer: Tokenizer = make_tokenizer(self._labels, tokenizer)
+        self._options = options
+        self._model_key = os.urandom(16)
+        BiasedBeamSearchDecoder.model_container[self._model_key] = language_model
+        self._entities = EntityList() if entities is None else as_entity_list(entities)
+        if self._entities:
+            self.compile(self._entities)  # fail early on unrepresentable entities
+
+    @classmethod
+    def from_pyctcdecode(cls, decoder: Any, **kwargs: Any) -> BiasedBeamSearchDecoder:
+        """Our decoder with the alphabet and language model of a pyctcdecode decoder."""
+        alphabet = getattr(decoder, "_alphabet", None)
+        if alphabet is None or not hasattr(alphabet, "labels"):
+            raise TypeError(f"expected a pyctcdecode BeamSearchDecoderCTC, got "
+                            f"{type(decoder).__name__}")
+        return cls(alphabet, getattr(decoder, "_language_model", None), **kwargs)
+
+    # -------------------------------------------------------------------- properties
+
+    @property
+    def labels(self) -> list[str]:
+        """The decoder's labels (normalised)."""
+        return list(self._labels)
+
+    @property
+    def alphabet(self) -> Alphabet:
+        return self._alphabet
+
+    @property
+    def options(self) -> BiasingOptions:
+        return self._options
+
+    @property
+    def _language_model(self) -> ScoringModel | None:
+        return BiasedBeamSearchDecoder.model_container[self._model_key]
+
+    def with_options(self, **changes: Any) -> BiasedBeamSearchDecoder:
+        """A decoder sharing this one's LM, tokenizer and cache with some options changed."""
+        clone = BiasedBeamSearchDecoder.__new__(BiasedBeamSearchDecoder)
+        clone.__dict__.update(self.__dict__)
+        clone._options = replace(self._options, **changes)
+        return clone
+
+    def reset_params(self, alpha: float | None = None, beta: float | None = None,
+                     unk_score_offset: float | None = None,
+                     lm_score_boundary: bool | None = None) -> None:
+        """Change LM settings in place (None keeps a value); no LM: nothing to do."""
+        language_model = self._language_model
+        if language_model is None:
+            return
+        params = {"alpha": alpha, "beta": beta, "unk_score_offset": unk_score_offset,
+                  "score_boundary": lm_score_boundary}
+        language_model.reset_params(  # type: ignore[attr-defined]
+            **{k: v for k, v in params.items() if v is not None})
+
+    def cleanup(self) -> None:
+        """Drop this decoder's LM and compiled lists from the class-level containers."""
+        BiasedBeamSearchDecoder.model_container.pop(self._model_key, None)
+        BiasedBeamSearchDecoder._compiled_container.pop(self._model_key, None)
+
+    @classmethod
+    def clear_class_models(cls) -> None:
+        """Drop every decoder's LM and compiled lists."""
+        BiasedBeamSearchDecoder.model_container.clear()
+        BiasedBeamSearchDecoder._compiled_container.clear()
+
+    # -------------------------------------------------------------------- entities
+
+    def compile(self, entities: EntityInput) -> CompiledEntities:
+        """Compile (or fetch from the cache) an entity list for this vocabulary."""
+        return self._prepare(as_entity_list(entities))[0]
+
+    def _prepare(self, entity_list: EntityList) -> tuple[CompiledEntities, BoostWords | None]:
+        """The compiled list and its BOOST-class words for this decoder's LM, cached."""
+        k = self._options.g2g_variants
+        key = f"{entity_list.key}:{k}"
+        cache = BiasedBeamSearchDecoder._compiled_container.setdefault(self._model_key,
+                                                                       OrderedDict())
+        prepared = cache.get(key)
+        if prepared is None:
+            compiled = compile_entities(entity_list, self._tokenizer, self._labels,
+                                        self._alphabet.is_bpe,
+                                        variants=self._g2g(k) if k else None)
+            language_model = self._language_model
+            boost = (BoostWords(compiled.words, language_model)
+                     if isinstance(language_model, LanguageModel) else None)
+            prepared = (compiled, boost)
+            cache[key] = prepared
+            if len(cache) > _COMPILED_CACHE_SIZE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        return prepared
+
+    def _g2g(self, k: int) -> Callable[[list[str]], dict[str, list[str]]]:
+        """Sound-alike spellings from the lexicon (G2P + grapheme-phoneme alignment)."""
+        inventory = self._tokenizer.inventory
+
+        def variants(texts: list[str]) -> dict[str, list[str]]:
+            from ..lexicon import G2GOptions, spelling_variants
+
+            found = spelling_variants(texts, inventory, G2GOptions(k=k))
+            return {text: [v for v, _ in spellings] for text, spellings in found.items()}
+        return variants
+
+    # ---------------------------------------------------------------------------- API
+
+    def decode_beams(self, logits: Any, beam_width: int = DEFAULT_BEAM_WIDTH,
+                     beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+                     token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+                     prune_history: bool = DEFAULT_PRUNE_BEAMS,
+                     hotwords: Iterable[str] | None = None,
+                     hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+                     lm_start_state: Any = None, *,
+                     entities: EntityInput | None = None) -> list[OutputBeam]:
+        """Decode (frames, labels) ``logits`` (see the module docs for accepted inputs).
+
+        ``entities`` (an EntityList or strings) replaces the decoder's own list for this
+        call; ``[]`` decodes with none. Returns pyctcdecode's output beams
+        ``(text, lm_state, word_frames, logit_score, combined_score)``, best first.
+        """
+        return [(h.text, state, h.words, h.logit_score, h.score) for h, state in self._search(
+            logits, entities, beam_width, beam_prune_logp, token_min_logp, prune_history,
+            hotwords, hotword_weight, lm_start_state)]
+
+    def decode_hypotheses(self, logits: Any, beam_width: int = DEFAULT_BEAM_WIDTH,
+                          beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+                          token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+                          prune_history: bool = True,
+                          hotwords: Iterable[str] | None = None,
+                          hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+                          lm_start_state: Any = None, *,
+                          entities: EntityInput | None = None) -> list[Hypothesis]:
+        """Like :meth:`decode_beams`, as :class:`Hypothesis` records with entity matches."""
+        return [h for h, _ in self._search(logits, entities, beam_width, beam_prune_logp,
+                                           token_min_logp, prune_history, hotwords,
+                                           hotword_weight, lm_start_state)]
+
+    def decode(self, logits: Any, beam_width: int = DEFAULT_BEAM_WIDTH,
+               beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+               token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+               hotwords: Iterable[str] | None = None,
+               hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+               lm_start_state: Any = None, *, entities: EntityInput | None = None) -> str:
+        """The best transcript of ``logits`` (see :meth:`decode_beams`)."""
+        best, _ = self._search(logits, entities, beam_width, beam_prune_logp, token_min_logp,
+                               True, hotwords, hotword_weight, lm_start_state, n_best=1)[0]
+        return best.text
+
+    def decode_batch(self, pool: Pool | None, logits_list: Sequence[Any],
+                     beam_width: int = DEFAULT_BEAM_WIDTH,
+                     beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+                     token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+                     hotwords: Iterable[str] | None = None,
+                     hotword_weight: float = DEFAULT_HOTWORD_WEIGHT, *,
+                     entities: EntityInput | None = None,
+                     entity_lists: Sequence[EntityInput] | None = None) -> list[str]:
+        """Decode several utterances, in ``pool`` (a forking ``multiprocessing`` pool) when
+        given. ``entities``: one list for all; ``entity_lists``: one per utterance. Each
+        distinct list is compiled once per process."""
+        call = functools.partial(self.decode, beam_width=beam_width,
+                                 beam_prune_logp=beam_prune_logp,
+                                 token_min_logp=token_min_logp, hotwords=hotwords,
+                                 hotword_weight=hotword_weight)
+        return self._map(pool, call, logits_list, entities, entity_lists)
+
+    def decode_beams_batch(self, pool: Pool | None, logits_list: Sequence[Any],
+                           beam_width: int = DEFAULT_BEAM_WIDTH,
+                           beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+                           token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+                           prune_history: bool = DEFAULT_PRUNE_BEAMS,
+                           hotwords: Iterable[str] | None = None,
+                           hotword_weight: float = DEFAULT_HOTWORD_WEIGHT, *,
+                           entities: EntityInput | None = None,
+                           entity_lists: Sequence[EntityInput] | None = None,
+                           ) -> list[list[tuple[str, list, float, float]]]:
+        """:meth:`decode_beams` for several utterances, without the LM states (which do not
+        cross processes): ``(text, word_frames, logit_score, combined_score)``."""
+        call = functools.partial(self._beams_without_state, beam_width=beam_width,
+                                 beam_prune_logp=beam_prune_logp,
+                                 token_min_logp=token_min_logp, prune_history=prune_history,
+                                 hotwords=hotwords, hotword_weight=hotword_weight)
+        return self._map(pool, call, logits_list, entities, entity_lists)
+
+    def _beams_without_state(self, logits: Any, **kwargs: Any,
+                             ) -> list[tuple[str, list, float, float]]:
+        return [(text, words, logit, score)
+                for text, _, words, logit, score in self.decode_beams(logits, **kwargs)]
+
+    def _map(self, pool: Pool | None, call: Callable[..., Any], logits_list: Sequence[Any],
+             entities: EntityInput | None, entity_lists: Sequence[EntityInput] | None,
+             ) -> list[Any]:
+        if entities is not None and entity_lists is not None:
+            raise ValueError("give entities (one list for all) or entity_lists (one per "
+                             "utterance), not both")
+        if entity_lists is None:
+            lists: list[EntityList | None] = [
+                None if entities is None else as_entity_list(entities)] * len(logits_list)
+        elif len(entity_lists) != len(logits_list):
+            raise ValueError(f"{len(entity_lists)} entity lists for {len(logits_list)} "
+                             "utterances: give one per utterance")
+        else:
+            lists = [as_entity_list(e) for e in entity_lists]
+        for entity_list in {e.key: e for e in lists if e}.values():
+            self.compile(entity_list)  # once, in this process, before any worker forks
+        items = list(zip(logits_list, lists))
+        worker = functools.partial(_call_with_entities, call)
+        valid = _forking_pool(pool)
+        if valid is None:
+            return [worker(item) for item in items]
+        return list(valid.map(worker, items))
+
+    # ---------------------------------------------------------------- serialisation
+
+    def save_to_dir(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``alphabet.json`` and, with an LM, ``language_model/`` (pyctcdecode's
+        layout; pyctcdecode reads it). The entity list and options are not saved."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / self.ALPHABET_FILE).write_text(self._alphabet.dumps(), encoding="utf-8")
+        language_model = self._language_model
+        if language_model is not None:
+            save = getattr(language_model, "save_to_dir", None)
+            if save is None:
+                raise TypeError(f"{type(language_model).__name__} cannot be saved")
+            lm_folder = folder / self.LANGUAGE_MODEL_DIRECTORY
+            lm_folder.mkdir()
+            save(str(lm_folder))
+
+    @classmethod
+    def parse_directory_contents(cls, directory: str | os.PathLike[str],
+                                 ) -> dict[str, str | None]:
+        """The alphabet file and LM folder of a saved decoder.
+
+        Raises:
+            ValueError: no ``alphabet.json``, or other files but no ``language_model``.
+        """
+        contents = [c for c in os.listdir(directory) if not c.startswith((".", "__"))]
+        if cls.ALPHABET_FILE not in contents:
+            raise ValueError(f"{os.fspath(directory)}: no {cls.ALPHABET_FILE} among "
+                             f"{sorted(contents)}")
+        contents.remove(cls.ALPHABET_FILE)
+        lm_folder = None
+        if contents:
+            if cls.LANGUAGE_MODEL_DIRECTORY not in contents:
+                raise ValueError(f"{os.fspath(directory)}: no {cls.LANGUAGE_MODEL_DIRECTORY}/ "
+                                 f"among {sorted(contents)}")
+            lm_folder = os.path.join(directory, cls.LANGUAGE_MODEL_DIRECTORY)
+        return {"alphabet": os.path.join(directory, cls.ALPHABET_FILE),
+                "language_model": lm_folder}
+
+    @classmethod
+    def load_from_dir(cls, directory: str | os.PathLike[str],
+                      unigram_encoding: str | None = None, **kwargs: Any,
+                      ) -> BiasedBeamSearchDecoder:
+        """Read a folder written by :meth:`save_to_dir` (or by pyctcdecode); ``kwargs`` go
+        to the constructor (``tokenizer``, ``entities``, ``options``)."""
+        files = cls.parse_directory_contents(directory)
+        alphabet = Alphabet.loads(Path(str(files["alphabet"])).read_text(encoding="utf-8"))
+        language_model = None
+        if files["language_model"] is not None:
+            language_model = LanguageModel.load_from_dir(files["language_model"],
+                                                         unigram_encoding=unigram_encoding)
+        return cls(alphabet, language_model, **kwargs)
+
+    @classmethod
+    def load_from_hf_hub(cls, model_id: str, cache_dir: str | None = None,
+                         **kwargs: Any) -> BiasedBeamSearchDecoder:
+        """Read a decoder folder from a Hugging Face model repository with
+        ``huggingface_hub.snapshot_download`` (``kwargs`` go to it; this reaches the network
+        unless the repository is cached and ``local_files_only=True``)."""
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise ImportError("load_from_hf_hub needs huggingface_hub: pip install "
+                              "huggingface_hub") from None
+        from ..paths import cache_root
+
+        folder = snapshot_download(model_id, cache_dir=cache_dir or str(cache_root() / "hf"),
+                                   **kwargs)
+        return cls.load_from_dir(folder)
+
+    # --------------------------------------------------------------------- internals
+
+    def _search(self, logits: Any, entities: EntityInput | None, beam_width: int,
+                beam_prune_logp: float, token_min_logp: float, prune_history: bool,
+                hotwords: Iterable[str] | None, hotword_weight: float, lm_start_state: Any,
+                n_best: int | None = None) -> list[tuple[Hypothesis, Any]]:
+        """Validate, decode (biased or not), and respell the ``n_best`` best beams."""
+        logprobs = self._checked_logprobs(logits)
+        if not isinstance(beam_width, (int, np.integer)) or isinstance(beam_width, bool) \
+                or beam_width < 1:
+            raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
+        entity_list = self._entities if entities is None else as_entity_list(entities)
+        hotword_scorer = HotwordScorer(hotwords, hotword_weight) if hotwords else None
+        language_model = self._language_model
+        opts = self._options
+        compiled, bias = None, None
+        if entity_list and opts.weight > 0:
+            compiled, boost = self._prepare(entity_list)
+            bias = BiasScorer(compiled, opts.weight, opts.unit_bonus, opts.adaptive_scale,
+                              opts.max_adaptive, opts.completion_bonus, opts.full_bonus_chars)
+            if boost and isinstance(language_model, LanguageModel) \
+                    and opts.lm_boost_logp is not None:
+                language_model = BoostedLanguageModel(language_model, boost,
+                                                      opts.lm_boost_logp)
+        params = SearchParams(int(beam_width), beam_prune_logp, token_min_logp, prune_history,
+                              opts.force_window if bias is not None else 0.0)
+        results = search(logprobs, self._labels, self._alphabet.is_bpe, params,
+                         language_model, hotword_scorer, bias, lm_start_state)
+        return [(self._hypothesis(result, compiled), result.lm_state)
+                for result in results[:n_best]]
+
+    @staticmethod
+    def _hypothesis(result: SearchResult, compiled: CompiledEntities | None) -> Hypothesis:
+        if compiled is None:
+            return Hypothesis(result.text, result.words, [], result.logit_score, result.score)
+        words, matches = respell(result.words, compiled.spelling, compiled.max_words)
+        return Hypothesis(" ".join(w for w, _ in words), words, matches, result.logit_score,
+                          result.score)
+
+    def _checked_logprobs(self, logits: Any) -> np.ndarray:
+        """(frames, labels) log-probabilities converted as pyctcdecode converts them."""
+        if hasattr(logits, "detach"):  # a torch tensor
+            logits = logits.detach().cpu().numpy()
+        if not isinstance(logits, np.ndarray):
+            raise TypeError(f"logits must be a numpy array of shape (frames, "
+                            f"{len(self._labels)}), got {type(logits).__name__}")
+        vocab = len(self._labels)
+        if logits.ndim != 2 or logits.shape[1] != vocab:
+            hint = ""
+            if self._alphabet.appended_blank and logits.ndim == 2 \
+                    and logits.shape[1] == vocab - 1:
+                hint = (": the labels had no CTC blank (''), so one was appended; put the "
+                        "blank in the labels at the index your model uses")
+            raise ValueError(f"logits have shape {logits.shape}, but need (frames, {vocab}): "
+                             f"one column per label of the {vocab}-label vocabulary{hint}")
+        if not (np.issubdtype(logits.dtype, np.floating)
+                or np.issubdtype(logits.dtype, np.integer)):
+            raise ValueError(f"logits have dtype {logits.dtype}, expected numbers")
+        if len(logits) == 0:
+            return logits.astype(np.float64)
+        bad = np.isnan(logits) | np.isposinf(logits)
+        if bad.any():
+            frame = int(np.argwhere(bad)[0][0])
+            raise ValueError(f"logits contain NaN or +inf (first at frame {frame})")
+        logprobs = to_logprobs(logits)
+        empty = ~np.isfinite(logprobs).any(axis=1)
+        if empty.any():
+            raise ValueError(f"frame {int(np.argmax(empty))} has no finite value (every "
+                             "entry is -inf)")
+        self._check_blank(logprobs)
+        return logprobs
+
+    def _check_blank(self, logprobs: np.ndarray) -> None:
+        """Warn when the blank is rarely the best label but one other label nearly always
+        is: the labels put the blank where the model does not."""
+        if len(logprobs) < 50:
+            return
+        counts = np.bincount(logprobs.argmax(axis=1), minlength=len(self._labels))
+        blank = self._alphabet.blank
+        top = int(np.argmax(np.where(np.arange(len(counts)) == blank, -1, counts)))
+        if counts[blank] < 0.1 * len(logprobs) and counts[top] > 0.5 * len(logprobs):
+            warnings.warn(f"label {self._labels[top]!r} (index {top}) is the best label in "
+                          f"{counts[top] / len(logprobs):.0%} of frames and the blank (index "
+                          f"{blank}) in {counts[blank] / len(logprobs):.0%}: is the blank at "
+                          "the index the model gives it?", UserWarning, stacklevel=4)
+
+
+def to_logprobs(logits: np.ndarray) -> np.ndarray:
+    """pyctcdecode's input rule: rows summing to 1 on average are probabilities (their log
+    is taken), anything else goes through ``log_softmax``; then clipped to
+    ``[log 1e-15, 0]``. Computed in the input's float type, as pyctcdecode 0.5.0 does on
+    NumPy 1 (so NumPy 2 gives the same values)."""
+    if math.isclose(float(logits.sum(axis=1).mean()), 1):
+        return np.log(np.clip(logits, MIN_TOKEN_CLIP_P, 1))
+    out = _log_softmax(logits)
+    floor = np.asarray(np.log(MIN_TOKEN_CLIP_P), dtype=out.dtype)
+    return np.clip(out, floor, np.asarray(0, dtype=out.dtype))
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    """log_softmax over the last axis, step by step as scipy (and pyctcdecode) compute it."""
+    x_max = np.amax(x, axis=1, keepdims=True)
+    x_max[~np.isfinite(x_max)] = 0
+    tmp = x - x_max
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows of -inf are reported later
+        out = np.log(np.sum(np.exp(tmp), axis=1, keepdims=True))
+        return tmp - out
+
+
+def _call_with_entities(call: Callable[..., Any], item: tuple[Any, EntityList | None]) -> Any:
+    logits, entities = item
+    return call(logits, entities=entities)
+
+
+def _forking_pool(pool: Pool | None) -> Pool | None:
+    """``pool``, unless it starts workers by spawning (they would not find the LM)."""
+    import multiprocessing as mp
+
+    if pool is not None and isinstance(getattr(pool, "_ctx", None), mp.context.SpawnContext):
+        logger.warning("the pool spawns its workers, which would not find the language "
+                       "model; decoding in this process instead")
+        return None
+    return pool
+
