@@ -36,6 +36,16 @@ def _as_recorded(beams: list) -> list:
             for text, _, frames, logit, score in beams[:20]]
 
 
+def _assert_same(got: list, expected: list) -> None:
+    """Texts and frames exactly, scores to 1e-12: numpy's own exp/log/sum differ in the last
+    bit between its versions (the fixtures were recorded on numpy 1; log_softmax runs
+    before the search)."""
+    assert [(text, frames) for text, frames, _, _ in got] == \
+        [(text, frames) for text, frames, _, _ in expected]
+    assert [x for _, _, logit, score in got for x in (logit, score)] == pytest.approx(
+        [x for _, _, logit, score in expected for x in (logit, score)], rel=1e-12)
+
+
 @pytest.mark.parametrize("name, call", _calls())
 def test_reproduces_pyctcdecode_exactly(name: str, call: int) -> None:
     recorded, inputs = _golden()
@@ -47,11 +57,11 @@ def test_reproduces_pyctcdecode_exactly(name: str, call: int) -> None:
     kwargs = case["calls"][call]
     expected = case["results"][call]
     ours = build_biased_decoder(labels, lm)
-    assert _as_recorded(ours.decode_beams(inputs[name], **kwargs)) == expected
+    _assert_same(_as_recorded(ours.decode_beams(inputs[name], **kwargs)), expected)
     # every bonus at zero with a list that never occurs: the biased path gives them too
     zero = build_biased_decoder(labels, lm, **ZERO_BONUS)
-    assert _as_recorded(zero.decode_beams(inputs[name], **kwargs, entities=["zazetz"])) \
-        == expected
+    _assert_same(_as_recorded(zero.decode_beams(inputs[name], **kwargs, entities=["zazetz"])),
+                 expected)
     assert ours.decode(inputs[name], kwargs["beam_width"], hotwords=kwargs.get("hotwords")) \
         == ours.decode_beams(inputs[name], kwargs["beam_width"], prune_history=True,
                              hotwords=kwargs.get("hotwords"))[0][0]
