@@ -170,7 +170,11 @@ class BiasedBeamSearchDecoder:
 
     @property
     def _language_model(self) -> ScoringModel | None:
-        return BiasedBeamSearchDecoder.model_container[self._model_key]
+        try:
+            return BiasedBeamSearchDecoder.model_container[self._model_key]
+        except KeyError:
+            raise RuntimeError("this decoder was cleaned up (cleanup() or "
+                               "clear_class_models()): build it again") from None
 
     def with_options(self, **changes: Any) -> BiasedBeamSearchDecoder:
         """A decoder sharing this one's LM, tokenizer and cache with some options changed."""
@@ -478,10 +482,11 @@ class BiasedBeamSearchDecoder:
             raise ValueError(f"logits have dtype {logits.dtype}, expected numbers")
         if len(logits) == 0:
             return logits.astype(np.float64)
-        bad = np.isnan(logits) | np.isposinf(logits)
-        if bad.any():
-            frame = int(np.argwhere(bad)[0][0])
-            raise ValueError(f"logits contain NaN or +inf (first at frame {frame})")
+        if not np.isfinite(logits).all():  # -inf is fine (probability 0), NaN and +inf not
+            bad = np.isnan(logits) | np.isposinf(logits)
+            if bad.any():
+                frame = int(np.argwhere(bad)[0][0])
+                raise ValueError(f"logits contain NaN or +inf (first at frame {frame})")
         logprobs = to_logprobs(logits)
         empty = ~np.isfinite(logprobs).any(axis=1)
         if empty.any():
@@ -492,17 +497,20 @@ class BiasedBeamSearchDecoder:
 
     def _check_blank(self, logprobs: np.ndarray) -> None:
         """Warn when the blank is rarely the best label but one other label nearly always
-        is: the labels put the blank where the model does not."""
+        clearly is (by more than a nat): the labels put the blank where the model does not."""
         if len(logprobs) < 50:
             return
-        counts = np.bincount(logprobs.argmax(axis=1), minlength=len(self._labels))
         blank = self._alphabet.blank
-        top = int(np.argmax(np.where(np.arange(len(counts)) == blank, -1, counts)))
-        if counts[blank] < 0.1 * len(logprobs) and counts[top] > 0.5 * len(logprobs):
+        best = logprobs.argmax(axis=1)
+        clear = logprobs.max(axis=1) > logprobs[:, blank] + 1.0
+        counts = np.bincount(best[clear], minlength=len(self._labels))
+        top = int(np.argmax(counts))
+        blank_share = float(np.mean(best == blank))
+        if blank_share < 0.1 and counts[top] > 0.5 * len(logprobs):
             warnings.warn(f"label {self._labels[top]!r} (index {top}) is the best label in "
                           f"{counts[top] / len(logprobs):.0%} of frames and the blank (index "
-                          f"{blank}) in {counts[blank] / len(logprobs):.0%}: is the blank at "
-                          "the index the model gives it?", UserWarning, stacklevel=4)
+                          f"{blank}) in {blank_share:.0%}: is the blank at the index the "
+                          "model gives it?", UserWarning, stacklevel=4)
 
 
 def to_logprobs(logits: np.ndarray) -> np.ndarray:

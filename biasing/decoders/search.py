@@ -20,6 +20,7 @@ that break carries over to the next unit any beam emits).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -134,7 +135,7 @@ def search(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, params: Se
         merged, force_break = _extend_frame(beams, t, units, values, frames.best[t], labels,
                                             is_bpe, words, bias, logprobs, frames.forcible[t],
                                             force_break)
-        scored = [(beam, scorer.score(beam)) for beam in merged]
+        scored = scorer.score_all(merged)
         beams = _prune(scored, params, words.tail)
     return _finalise(beams, words, scorer, bias, params)
 
@@ -146,25 +147,27 @@ class _Frames:
     def __init__(self, logprobs: np.ndarray, token_min_logp: float,
                  force_window: float = 0.0) -> None:
         above = logprobs >= token_min_logp
-        counts = above.sum(axis=1)
+        counts = np.count_nonzero(above, axis=1)
         best_unit = logprobs.argmax(axis=1)
-        best = logprobs.max(axis=1)
+        best = np.take_along_axis(logprobs, best_unit[:, None], axis=1)[:, 0]
         self.best_unit = best_unit.tolist()
         self.best = best.astype(np.float64).tolist()
-        # units a beam inside an entity may be forced to (within force_window of the best,
-        # not tried anyway): usually none
-        forcible = (logprobs >= (best - force_window)[:, None]) & ~above
-        forcible[np.arange(len(logprobs)), best_unit] = False
-        self.forcible: list[list[int]] = [[] for _ in range(len(logprobs))]
-        if force_window > 0:
-            for t, unit in zip(*np.nonzero(forcible)):
-                self.forcible[int(t)].append(int(unit))
         # at most one unit above the threshold: the best one is the only unit to try
         self.single = (counts <= 1).tolist()
-        rows, cols = np.nonzero(above & (counts > 1)[:, None])
+        multi = np.flatnonzero(counts > 1)
+        rows, cols = np.nonzero(above[multi])
+        rows = multi[rows]
         self._cols = cols.tolist()
         self._values = logprobs[rows, cols].astype(np.float64).tolist()
         self._start = np.searchsorted(rows, np.arange(len(logprobs) + 1)).tolist()
+        # units a beam inside an entity may be forced to (within force_window of the best,
+        # not tried anyway): usually none
+        self.forcible: list[list[int]] = [[] for _ in range(len(logprobs))]
+        if force_window > 0:
+            forcible = (logprobs >= (best - force_window)[:, None]) & ~above
+            forcible[np.arange(len(logprobs)), best_unit] = False
+            for t, unit in zip(*np.nonzero(forcible)):
+                self.forcible[int(t)].append(int(unit))
 
     def units(self, t: int) -> tuple[list[int], list[float]]:
         """Frame ``t``'s units and their log-probabilities."""
@@ -180,17 +183,20 @@ def _extend_frame(beams: list[Beam], t: int, units: list[int], values: list[floa
                   best: float, labels: Sequence[str], is_bpe: bool, words: Words,
                   bias: BiasScorer | None, logprobs: np.ndarray, forcible: list[int],
                   force_break: bool) -> tuple[list[Beam], bool]:
-    """Every beam extended by every candidate unit, equal prefixes merged (first-seen
-    order; the fields of the later alignment unless the earlier one scores better with its
-    bonus); and the BPE break carried to the next frame."""
-    merged: dict[tuple[int, str, str | None], Beam] = {}
+    """Every beam extended by every candidate unit, equal prefixes merged; and the BPE
+    break carried to the next frame."""
+    extended: list[Beam] = []
     for unit, p in zip(units, values):
         label = labels[unit]
+        if not label:  # the blank, the commonest unit: the same prefix one frame later
+            extended += [_new(Beam, (b[0], b[1], "", b[3], b[4], b[5] + p, b[6], b[7]))
+                         for b in beams]
+            continue
         gap = best - p
         for beam in beams:
             new, force_break = _extend(beam, unit, label, p, gap, t, force_break, is_bpe,
                                        words, bias)
-            _merge_into(merged, new)
+            extended.append(new)
     if bias is not None and forcible:  # continue started entities below the threshold
         for beam in beams:
             if beam.bias is None or not bias.inside(beam.bias):
@@ -201,8 +207,8 @@ def _extend_frame(beams: list[Beam], t: int, units: list[int], values: list[floa
                     p = float(logprobs[t, unit])
                     new, _ = _extend(beam, unit, labels[unit], p, best - p, t, False, is_bpe,
                                      words, bias)
-                    _merge_into(merged, new)
-    return list(merged.values()), force_break
+                    extended.append(new)
+    return _merge(extended), force_break
 
 
 def _extend(beam: Beam, unit: int, label: str, p: float, gap: float, t: int,
@@ -249,20 +255,23 @@ def _extend(beam: Beam, unit: int, label: str, p: float, gap: float, t: int,
     return beam, force_break
 
 
-def _merge_into(merged: dict[tuple[int, str, str | None], Beam], beam: Beam) -> None:
-    """Add ``beam`` to ``merged``, summing its probability into an equal prefix's."""
-    key = (beam.text, beam.part, beam.last)
-    previous = merged.get(key)
-    if previous is None:
-        merged[key] = beam
-        return
-    total = _log_add(previous.logit, beam.logit)
-    # the bonus depends on the frames a unit was emitted at, so alignments of one prefix
-    # differ: keep the bias state of the one that scores best on its own (on a tie, the
-    # later one, as pyctcdecode keeps the later alignment's frames)
-    keep = beam if (beam.bonus == previous.bonus
-                    or beam.logit + beam.bonus >= previous.logit + previous.bonus) else previous
-    merged[key] = keep._replace(logit=total)
+def _merge(beams: list[Beam]) -> list[Beam]:
+    """Beams with equal prefixes (words, word part, last unit) merged, their probabilities
+    summed; in first-seen order, with the fields of the later alignment unless the earlier
+    one scores better with its bonus (the bonus depends on the frames a unit was emitted at,
+    so alignments of one prefix differ; without biasing, always the later one, as
+    pyctcdecode keeps the later alignment's frames)."""
+    merged: dict[tuple[int, str, str | None], Beam] = {}
+    for beam in beams:
+        key = (beam[0], beam[1], beam[2])
+        previous = merged.get(key)
+        if previous is None:
+            merged[key] = beam
+            continue
+        a, b = previous[5], beam[5]
+        keep = beam if (beam[7] == previous[7] or b + beam[7] >= a + previous[7]) else previous
+        merged[key] = _new(Beam, (*keep[:5], _log_add(a, b), keep[6], keep[7]))
+    return list(merged.values())
 
 
 def _log_add(a: float, b: float) -> float:
@@ -286,6 +295,12 @@ class _Scorer:
         self.cache: dict[tuple[int, bool], tuple[float, float, Any]] = {
             (0, False): (0.0, 0.0, start_state)}
         self.partial: dict[str, float] = {}
+
+    def score_all(self, beams: list[Beam]) -> list[tuple[Beam, float]]:
+        """(beam, ranking score) pairs."""
+        if self.lm is None and self.hotwords is None:  # acoustics and bonus only
+            return [(beam, beam[5] + beam[7]) for beam in beams]
+        return [(beam, self.score(beam)) for beam in beams]
 
     def score(self, beam: Beam) -> float:
         """The ranking score of a beam within the utterance."""
@@ -364,16 +379,15 @@ def _prune(scored: list[tuple[Beam, float]], params: SearchParams,
     seen = set()
     out = []
     for beam in kept:
-        key = (tail[beam.text], beam.part, beam.last,
-               None if beam.bias is None else beam.bias.node)
+        text, part, last, _, _, _, state, _ = beam
+        key = (tail[text], part, last, None if state is None else state[0])
         if key not in seen:
             seen.add(key)
             out.append(beam)
     return out
 
 
-def _by_score(item: tuple[Beam, float]) -> float:
-    return item[1]
+_by_score = operator.itemgetter(1)  # sort key of (beam, score) pairs
 
 
 def _finalise(beams: list[Beam], words: Words, scorer: _Scorer, bias: BiasScorer | None,
