@@ -19,7 +19,7 @@ _LAZY = {"BiasedBeamSearchDecoder", "BiasingOptions", "Hypothesis", "build_biase
 
 
 def __getattr__(name: str) -> Any:
-    # the decoder pulls in pyctcdecode; keep `import biasing` cheap
+    # keep `import biasing` cheap: the decoder and the transcriber load on first use
     if name in _LAZY:
         from . import decoders
 

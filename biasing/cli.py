@@ -264,14 +264,16 @@ def _parser() -> argparse.ArgumentParser:
     decode = commands.add_parser(
         "decode", help="decode saved CTC log-probabilities with an entity list")
     decode.add_argument("--logits", required=True,
-                        help=".npy of (frames, vocab) log-probabilities (see --log-softmax)")
+                        help=".npy of (frames, vocab) log-probabilities, probabilities or raw "
+                             "logits (converted as pyctcdecode converts them)")
     decode.add_argument("--labels", required=True,
                         help="labels file: one per line as written, empty line = blank, "
                              "or a .json list")
     _add_entity_arguments(decode)
     _add_decoder_arguments(decode)
     decode.add_argument("--log-softmax", action="store_true",
-                        help="the .npy holds raw logits: apply log_softmax first")
+                        help="apply log_softmax first (for raw logits whose rows sum to 1, "
+                             "which would be taken for probabilities)")
     decode.add_argument("--json", action="store_true", help="print words, frames and entities")
     decode.set_defaults(run=_decode)
 
