@@ -6,10 +6,14 @@ libsndfile supports), mixed down to mono and resampled with soxr's high-quality 
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 
 import numpy as np
+
+from .readers import check_file
 
 __all__ = ["DEFAULT_MIN_DURATION_S", "load_audio", "to_model_rate"]
 
@@ -35,24 +39,53 @@ def load_audio(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not readable audio, holds no samples, or is shorter than
+        ValueError: the file is not readable audio (or not a regular file, or over 4 GiB),
+            is truncated (WAV, FLAC and Ogg are checked: the samples its header or stream
+            promises are not all there), holds no samples, or is shorter than
             ``min_duration_s``; the message names the file.
     """
     import soundfile
 
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"audio file {str(file)!r} does not exist")
+    file = check_file(path, "audio file")
     try:
         data, rate = soundfile.read(file, dtype="float32", always_2d=True)
+        info = soundfile.info(file)
     except (RuntimeError, soundfile.LibsndfileError, TypeError) as err:
         raise ValueError(f"cannot read audio file {str(file)!r}: {err}") from err
     if data.size == 0:
         raise ValueError(f"audio file {str(file)!r} holds no samples")
+    problem = _truncation(file, info.format, len(data), info.frames)
+    if problem:
+        raise ValueError(f"audio file {str(file)!r} is truncated: {problem}")
     try:
         return to_model_rate(data, rate, sample_rate, min_duration_s=min_duration_s)
     except ValueError as err:
         raise ValueError(f"audio file {str(file)!r}: {err}") from err
+
+
+def _truncation(file: Path, kind: str, frames_read: int, frames_declared: int) -> str:
+    """Why ``file`` looks cut short ("" when it does not): a WAV whose data chunk is larger
+    than what follows it, a FLAC with fewer samples than its STREAMINFO declares, an Ogg
+    stream whose last page is not marked end-of-stream."""
+    if kind == "FLAC" and 0 < frames_declared and frames_read < frames_declared:
+        return f"{frames_read} of the {frames_declared} samples it declares"
+    with open(file, "rb") as stream:
+        if kind == "WAV":
+            head = stream.read(1 << 16)
+            at = head.find(b"data", 12)
+            if at >= 0 and at + 8 <= len(head):
+                declared = int.from_bytes(head[at + 4:at + 8], "little")
+                available = file.stat().st_size - (at + 8)
+                if 0 < declared < 0xFFFFFFFF and available < declared:
+                    return f"its data chunk declares {declared:,} bytes, {available:,} follow"
+        elif kind == "OGG":
+            size = file.stat().st_size
+            stream.seek(max(0, size - (1 << 16)))
+            tail = stream.read()
+            page = tail.rfind(b"OggS")
+            if page >= 0 and page + 5 < len(tail) and not tail[page + 5] & 0x04:
+                return "its Ogg stream ends without an end-of-stream page"
+    return ""
 
 
 def to_model_rate(
@@ -75,8 +108,10 @@ def to_model_rate(
         overshoot slightly on full-scale input).
     """
     for name, value in (("rate", rate), ("sample_rate", sample_rate)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"{name} must be a positive int (Hz), got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                or not math.isfinite(value) or value <= 0 or value != int(value)):
+            raise ValueError(f"{name} must be a positive whole number of Hz, got {value!r}")
+    rate, sample_rate = int(rate), int(sample_rate)
     if min_duration_s < 0:
         raise ValueError(f"min_duration_s must be >= 0, got {min_duration_s}")
     array = np.asarray(wave)

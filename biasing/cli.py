@@ -19,6 +19,8 @@ import numpy as np
 from .decoders import DEFAULT_BEAM_WIDTH
 from .entities import EntityList, OnError
 from .models import DEFAULT_MODEL, MODEL_KINDS
+from .paths import ensure_folder
+from .readers import check_file, read_text
 
 # ------------------------------------------------------------------------- shared pieces
 
@@ -35,6 +37,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"{DEFAULT_MODEL} (the bundled model, the default) or {kinds}")
     group.add_argument("--device", default="cpu", help="cpu or cuda")
+    group.add_argument("--threads", type=int,
+                       help="torch threads (default: the cores this process may use; on a "
+                            "machine other work keeps busy, 1 keeps the speed predictable)")
 
 
 def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +78,19 @@ def decoder_options(pairs: Sequence[str], weight: float | None = None) -> dict[s
     return options
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    """Fail on an unknown or bad decoder option before any model or data work."""
+    from .decoders import BiasingOptions
+
+    lm_settings = {"alpha", "beta", "unk_score_offset", "lm_score_boundary"}
+    fields = set(BiasingOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - fields - lm_settings)
+    if unknown:
+        raise ValueError(f"unknown decoder option(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(fields | lm_settings))}")
+    BiasingOptions(**{k: v for k, v in options.items() if k in fields})
+
+
 def _entity_file(args: argparse.Namespace) -> EntityList:
     policy: OnError = "skip" if args.skip_unrepresentable else "raise"
     return EntityList.from_file(args.entities, policy) if args.entities else EntityList()
@@ -95,9 +113,12 @@ def _progress(done: int, total: int, stage: str = "") -> None:
 
 def _read_labels(path: str) -> list[str]:
     """One label per line, exactly as written (an empty line is the blank), or a JSON list."""
-    raw = Path(path).read_text(encoding="utf-8")
+    raw = read_text(path, "labels file")
     if path.endswith(".json"):
-        labels = json.loads(raw)
+        try:
+            labels = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise ValueError(f"{path}: expected a JSON list of strings")
         return labels
@@ -108,11 +129,21 @@ def _read_labels(path: str) -> list[str]:
 
 
 def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
+    check_file(path, "logits file")
     try:
-        logits = np.load(path)
-    except (OSError, ValueError) as error:
+        logits = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
         raise ValueError(f"cannot read logits from {path}: {error}") from None
-    if log_softmax and logits.ndim == 2:
+    if isinstance(logits, np.lib.npyio.NpzFile):  # the file is wrong, not an argument
+        logits.close()
+        raise ValueError(  # noqa: TRY004
+            f"{path} is an .npz archive of arrays; give one .npy array")
+    if log_softmax and logits.ndim == 2 and logits.size:
+        sums = logits.sum(axis=1)
+        if (logits >= 0).all() and np.allclose(sums, 1.0, atol=1e-3):
+            raise ValueError(f"{path} holds probabilities (every row sums to 1), not raw "
+                             "logits: drop --log-softmax (probabilities are converted as "
+                             "they are)")
         logits = logits.astype(np.float64)
         logits = logits - logits.max(axis=1, keepdims=True)
         logits = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
@@ -122,10 +153,11 @@ def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
 def _decode(args: argparse.Namespace) -> int:
     from .decoders import build_biased_decoder
 
+    options = decoder_options(args.set, args.weight)
+    _check_options(options)
     entities = _entity_file(args)
     decoder = build_biased_decoder(_read_labels(args.labels), kenlm_model_path=args.kenlm,
-                                   tokenizer=args.tokenizer,
-                                   **decoder_options(args.set, args.weight))
+                                   tokenizer=args.tokenizer, **options)
     logits = _load_logits(args.logits, args.log_softmax)
     best = decoder.decode_hypotheses(logits, beam_width=args.beam_width, entities=entities)[0]
     if not args.json:
@@ -143,26 +175,48 @@ def _decode(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------ transcribe
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from .transcribe import Transcriber
+    from .transcribe import BATCH_SIZE, Transcriber
 
+    options = decoder_options(args.set, args.weight)
+    _check_options(options)
     entities = _entity_file(args)
     transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
                               beam_width=args.beam_width, device=args.device,
-                              **decoder_options(args.set, args.weight))
+                              threads=args.threads, **options)
     show = _progress if len(args.audio) > 1 and sys.stderr.isatty() else None
-    results = transcriber.transcribe(args.audio, entities, progress=show)
+    results, failed = [], 0
+    # a few files at a time, each result printed as soon as it is made
+    for start in range(0, len(args.audio), BATCH_SIZE):
+        chunk = args.audio[start:start + BATCH_SIZE]
+        for result in transcriber.transcribe(chunk, entities, on_error="report"):
+            if result.error is not None:
+                failed += 1
+                print(f"ctc-biasing transcribe: error: {result.error}", file=sys.stderr)
+            if args.json:
+                results.append(_transcript_json(result))
+            elif result.error is None:
+                print(result.text if len(args.audio) == 1 else f"{result.source}\t{result.text}",
+                      flush=True)
+        if show:
+            show(min(start + BATCH_SIZE, len(args.audio)), len(args.audio))
     if args.json:
-        _print([{"audio": r.source, "text": r.text, "duration_s": round(r.duration_s, 3),
-                 "words": [{"word": w.word, "start_s": round(w.start_s, 2),
-                            "end_s": round(w.end_s, 2)} for w in r.words],
-                 "entities": [{"entity": h.entity, "start_s": round(h.start_s, 2),
-                               "end_s": round(h.end_s, 2)} for h in r.entities]}
-                for r in results], True)
-    elif len(results) == 1:
-        _print(results[0].text, False)
-    else:
-        _print("\n".join(f"{r.source}\t{r.text}" for r in results), False)
+        _print(results, True)
+    if failed:
+        print(f"ctc-biasing transcribe: {failed} of {len(args.audio)} files failed",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _transcript_json(result: Any) -> dict[str, Any]:
+    if result.error is not None:
+        return {"audio": result.source, "error": result.error}
+    return {"audio": result.source, "text": result.text,
+            "duration_s": round(result.duration_s, 3),
+            "words": [{"word": w.word, "start_s": round(w.start_s, 2),
+                       "end_s": round(w.end_s, 2)} for w in result.words],
+            "entities": [{"entity": h.entity, "start_s": round(h.start_s, 2),
+                          "end_s": round(h.end_s, 2)} for h in result.entities]}
 
 
 # ------------------------------------------------------------------------------ eval
@@ -181,13 +235,27 @@ def _eval(args: argparse.Namespace) -> int:
         run_eval,
         write_report,
     )
-    from .models import load_model
+    from .models import load_model, set_threads
 
     techniques = parse_techniques(args.techniques)
     options = decoder_options(args.set, args.weight)
+    _check_options(options)
+    for technique in techniques:  # say which of the user's options a technique overrides
+        overridden = {k: v for k, v in technique.fixed.items()
+                      if k in options and options[k] != v}
+        if overridden:
+            print(f"ctc-biasing eval: note: technique {technique.name!r} decodes with "
+                  f"{overridden} whatever --set says", file=sys.stderr)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    dataset = load_dataset(args.dataset, args.split)[:args.limit]
+    if args.beam_width < 1:
+        raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
+    output = ensure_folder(args.output, "--output folder")
+    cache_dir = None if args.no_cache else ensure_folder(
+        Path(args.cache).expanduser() if args.cache else default_cache_dir(),
+        "model output cache")
+    split = load_dataset(args.dataset, args.split)
+    dataset = split[:args.limit]
     if not dataset:
         raise ValueError(f"no utterances in {args.dataset} (split {args.split!r})")
     reference = None
@@ -199,7 +267,8 @@ def _eval(args: argparse.Namespace) -> int:
         entities_per_utt=None if args.entities_per_utt is None else Path(args.entities_per_utt),
         distractors=None if args.distractors is None else Path(args.distractors),
         list_size=args.list_size, seed=args.seed)
-    lists = build_lists(dataset, spec)
+    lists = build_lists(dataset, spec, known_ids=[u.id for u in split])
+    set_threads(args.threads)
     model = load_model(args.model, device=args.device)
     context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
                           tokenizer=args.tokenizer or getattr(model, "tokenizer_path", None),
@@ -210,8 +279,7 @@ def _eval(args: argparse.Namespace) -> int:
     no_plot = plot_problem()
     if no_plot:
         print(f"ctc-biasing eval: {no_plot}", file=sys.stderr)
-    cache = None if args.no_cache else OutputCache.for_model(
-        Path(args.cache).expanduser() if args.cache else default_cache_dir(), model)
+    cache = None if cache_dir is None else OutputCache.for_model(cache_dir, model)
     show = (lambda stage, done, total: _progress(done, total, stage)) \
         if sys.stderr.isatty() else None
     run = run_eval(dataset, lists, model, techniques, context, cache, progress=show)
@@ -224,7 +292,7 @@ def _eval(args: argparse.Namespace) -> int:
             "distractors": args.distractors, "list_size": args.list_size, "seed": args.seed,
             "kenlm": args.kenlm, "beam_width": args.beam_width, "decoder_options": options,
             "model": args.model}
-    report = write_report(run, Path(args.output), info, plot=no_plot is None)
+    report = write_report(run, output, info, plot=no_plot is None)
     files = "json,md" + ("" if no_plot else ",png")
     print(results_markdown(report) + f"\nwritten to {args.output}/results.{{{files}}}")
     return 0
@@ -259,6 +327,8 @@ def _make_testset(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctc-biasing", description="Bias CTC speech recognition toward a list of names.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
 
     decode = commands.add_parser(
@@ -339,13 +409,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Every expected error becomes one line on stderr and exit code 2
+    (``--debug`` shows the traceback instead); an interrupt exits with 130."""
     args = _parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as error:
-        print(f"ctc-biasing {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError, MemoryError) as error:
+        if args.debug:
+            raise
+        message = str(error) or type(error).__name__
+        print(f"ctc-biasing {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ctc-biasing {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

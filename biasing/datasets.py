@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from .metrics import normalize_text
+from .readers import read_lines
 
 OnMissingAudio = Literal["raise", "skip"]
 
@@ -95,7 +96,7 @@ def read_entities_per_utt(path: str | Path) -> dict[str, list[str]]:
             repeated id, named by file and line number.
     """
     lists: dict[str, list[str]] = {}
-    for where, line in _lines(Path(path)):
+    for where, line in read_lines(path, "entities-per-utterance file"):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         utt, tab, rest = line.partition("\t")
@@ -112,10 +113,8 @@ def read_entities_per_utt(path: str | Path) -> dict[str, list[str]]:
 
 
 def _lines(path: Path) -> Iterator[tuple[str, str]]:
-    """``("file:line", line)`` pairs, line ends removed."""
-    with path.open(encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            yield f"{path}:{number}", line.rstrip("\r\n")
+    """``("file:line", line)`` pairs of a dataset list, line ends removed."""
+    return read_lines(path, "dataset list")
 
 
 def _read_voxpopuli(tsv: Path, on_missing_audio: OnMissingAudio) -> list[Utterance]:

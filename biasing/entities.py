@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Union
 
 MAX_ENTITIES = 100_000
@@ -97,22 +97,13 @@ class EntityList:
         """Read a UTF-8 file: one entity per line, optional ``<TAB>weight``.
 
         Lines starting with ``#`` and blank lines are ignored. A bad weight or non-UTF-8 bytes
-        raise ``ValueError`` naming the file and line.
+        raise ``ValueError`` naming the file and line; a missing file ``FileNotFoundError``; a
+        folder, FIFO, device or a file over 64 MiB ``ValueError`` before anything is read.
         """
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"entity file not found: {path}") from None
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            line_no = raw[: error.start].count(b"\n") + 1
-            raise ValueError(
-                f"{path}:{line_no}: entity file is not valid UTF-8 "
-                f"(byte {raw[error.start]:#04x} at offset {error.start})") from None
+        from .readers import read_lines
+
         entries: list[Entity] = []
-        for line_no, line in enumerate(text.splitlines(), start=1):
+        for where, line in read_lines(path, "entity file"):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
@@ -123,12 +114,15 @@ class EntityList:
                     weight = float(weight_text)
                 except ValueError:
                     raise ValueError(
-                        f"{path}:{line_no}: weight {weight_text.strip()!r} of {name.strip()!r} "
+                        f"{where}: weight {weight_text.strip()!r} of {name.strip()!r} "
                         "is not a number (expected 'entity<TAB>weight')") from None
             try:
-                entries.append(_to_entity((name, weight), line_no - 1))
-            except ValueError as error:
-                raise ValueError(f"{path}:{line_no}: {error}") from None
+                entries.append(_to_entity((name, weight), len(entries)))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{where}: {error}") from None
+            if len(entries) > 2 * MAX_ENTITIES:  # duplicates aside, too many: stop reading
+                raise ValueError(f"{where}: more than {2 * MAX_ENTITIES:,} entries (at most "
+                                 f"{MAX_ENTITIES:,} distinct entities)")
         return cls(entries, on_unrepresentable=on_unrepresentable)
 
     @property
@@ -175,7 +169,13 @@ def _to_entity(entry: object, position: int) -> Entity:
     else:
         raise TypeError(
             f"entity #{position} is {entry!r}: expected a string, (text, weight) or Entity")
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+    if isinstance(weight, str):
+        try:
+            weight = float(weight)
+        except ValueError:
+            raise ValueError(f"weight of entity {text!r} is {weight!r}: expected a number") \
+                from None
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
         raise TypeError(f"weight of entity {text!r} is {weight!r}: expected a number")
     if not math.isfinite(weight) or weight <= 0:
         raise ValueError(f"weight of entity {text!r} is {weight!r}: expected a finite number > 0")

@@ -39,6 +39,23 @@ def shared_root() -> Path:
     return checkout_root().parent / "shared"
 
 
+def ensure_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a folder (created with its parents when missing).
+
+    Raises:
+        ValueError: ``path`` (or a parent) is a file; the message names it and ``what``.
+    """
+    folder = Path(path).expanduser()
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise ValueError(f"cannot use {folder} as the {what}: {part} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot make {folder}, the {what}: {err.strerror}") from None
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for binary writing; rename it to ``path`` when
@@ -46,7 +63,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     a failed or killed write leaves at most a ``*.tmp`` file, never a truncated ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(target.parent, f"folder of {target.name}")
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as stream:

@@ -96,10 +96,15 @@ class SentencePieceTokenizer:
         import sentencepiece as spm
 
         if isinstance(model, (str, os.PathLike)):
-            if not os.path.isfile(model):
-                raise FileNotFoundError(f"sentencepiece model not found: {model}")
+            from .readers import check_file
+
+            path = check_file(model, "tokenizer model")
             processor = spm.SentencePieceProcessor()
-            processor.Load(str(model))
+            try:
+                processor.Load(str(path))
+            except (RuntimeError, OSError) as err:
+                raise ValueError(f"cannot read the sentencepiece model {path}: "
+                                 f"{str(err).strip()}") from None
             model = processor
         if not hasattr(model, "NBestEncodeAsPieces"):
             raise TypeError(

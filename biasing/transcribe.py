@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,6 +51,7 @@ class Transcript:
     words: list[WordTiming]  # per word, in order
     entities: list[EntityHit]  # listed entities found, in order
     duration_s: float  # length of the audio in seconds
+    error: str | None = None  # why this input failed (on_error="report"); then text is ""
 
 
 class Transcriber:
@@ -64,16 +65,19 @@ class Transcriber:
             that comes with the model, if any.
         beam_width: beams kept by the decoder (default ``DEFAULT_BEAM_WIDTH``, 100).
         device: ``"cpu"`` or ``"cuda"`` for a model given by spec.
+        threads: torch threads for a model given by spec (process wide); default the cores
+            this process may use (see ``biasing.models.set_threads``).
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
     """
 
     def __init__(self, model: Any = None, kenlm_model_path: str | os.PathLike[str] | None = None,
                  tokenizer: Any = None, beam_width: int | None = None, device: str = "cpu",
-                 **options: Any) -> None:
+                 threads: int | None = None, **options: Any) -> None:
         from .decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
-        from .models import DEFAULT_MODEL, load_model
+        from .models import DEFAULT_MODEL, load_model, set_threads
 
         if isinstance(model, str) or model is None:
+            set_threads(threads)
             model = load_model(model or DEFAULT_MODEL, device=device)
         if tokenizer is None:
             tokenizer = getattr(model, "tokenizer_path", None)
@@ -84,40 +88,64 @@ class Transcriber:
 
     def transcribe(self, inputs: AudioInput | Sequence[AudioInput],
                    entities: EntityInput | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> list[Transcript]:
+                   progress: Callable[[int, int], None] | None = None,
+                   on_error: Literal["raise", "report"] = "raise") -> list[Transcript]:
         """Transcribe files (any rate, mono or stereo) or ``(wave, rate)`` pairs.
 
         ``entities`` apply to this call only. ``progress(done, total)`` is called after each
-        input. Returns one :class:`Transcript` per input, in order.
+        input. Returns one :class:`Transcript` per input, in order. An input that cannot be
+        read (missing, not audio, truncated, too short) raises, or with
+        ``on_error="report"`` gives a Transcript whose ``error`` says why, and the others
+        are still transcribed.
         """
-        from .audio import load_audio, to_model_rate
-        from .models import forward_long
-
+        if on_error not in ("raise", "report"):
+            raise ValueError(f"on_error must be 'raise' or 'report', got {on_error!r}")
         items = [inputs] if isinstance(inputs, (str, os.PathLike, tuple)) else list(inputs)
         entity_list = as_entity_list(entities)
         self.decoder.compile(entity_list)  # fail on a bad list before any audio work
-        rate = self.model.sample_rate
         results: list[Transcript] = []
         # a few inputs at a time, so memory does not grow with the number of files
         for start in range(0, len(items), BATCH_SIZE):
-            waves: list[np.ndarray] = []
-            sources: list[str] = []
-            for n, item in enumerate(items[start:start + BATCH_SIZE], start):
+            batch = items[start:start + BATCH_SIZE]
+            results.extend(self._batch(batch, start, entity_list, on_error))
+            if progress:
+                for done in range(start + 1, start + len(batch) + 1):
+                    progress(done, len(items))
+        return results
+
+    def _batch(self, items: list[AudioInput], first: int, entities: Iterable[Any],
+               on_error: str) -> list[Transcript]:
+        """Read, run and decode a few inputs; failed reads reported or raised."""
+        from .audio import load_audio, to_model_rate
+        from .models import forward_long
+
+        rate = self.model.sample_rate
+        waves: dict[int, np.ndarray] = {}
+        sources: list[str] = []
+        failed: dict[int, str] = {}
+        for n, item in enumerate(items):
+            source = f"<array {first + n}>" if isinstance(item, tuple) else os.fspath(item)
+            sources.append(source)
+            try:
                 if isinstance(item, tuple):
                     wave, item_rate = item
-                    waves.append(to_model_rate(np.asarray(wave), item_rate, rate))
-                    sources.append(f"<array {n}>")
+                    waves[n] = to_model_rate(np.asarray(wave), item_rate, rate)
                 else:
-                    waves.append(load_audio(item, rate))
-                    sources.append(os.fspath(item))
-            short = [i for i, w in enumerate(waves) if len(w) <= LONG_AUDIO_S * rate]
-            outputs = dict(zip(short, self.model.forward([waves[i] for i in short])))
-            for i, wave in enumerate(waves):
-                out = outputs.pop(i, None) or forward_long(self.model, wave, chunk_s=LONG_AUDIO_S)
-                results.append(self._decode(out.logprobs, entity_list, sources[i],
-                                            len(wave) / rate))
-                if progress:
-                    progress(len(results), len(items))
+                    waves[n] = load_audio(item, rate)
+            except (OSError, ValueError) as err:
+                if on_error == "raise":
+                    raise
+                failed[n] = str(err)
+        short = [i for i, w in waves.items() if len(w) <= LONG_AUDIO_S * rate]
+        outputs = dict(zip(short, self.model.forward([waves[i] for i in short])))
+        results = []
+        for n, source in enumerate(sources):
+            if n in failed:
+                results.append(Transcript(source, "", [], [], 0.0, error=failed[n]))
+                continue
+            wave = waves[n]
+            out = outputs.pop(n, None) or forward_long(self.model, wave, chunk_s=LONG_AUDIO_S)
+            results.append(self._decode(out.logprobs, entities, source, len(wave) / rate))
         return results
 
     def _decode(self, logprobs: np.ndarray, entities: Iterable[Any], source: str,

@@ -75,7 +75,8 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
                    f"spelled with the model's units: {'; '.join(problems[:10])}"
                    + (" ..." if len(problems) > 10 else ""))
         if entities.on_unrepresentable == "raise":
-            raise ValueError(message + ". Pass on_unrepresentable='skip' to drop them.")
+            raise ValueError(message + ". Pass on_unrepresentable='skip' (CLI: "
+                             "--skip-unrepresentable) to drop them.")
         warnings.warn(message + "; skipped.", UnrepresentableEntityWarning, stacklevel=3)
     if variants is not None:
         extra = variants([n for n in normalized if n])

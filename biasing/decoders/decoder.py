@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import numbers
 import os
 import warnings
 from collections import OrderedDict
@@ -53,6 +54,7 @@ DEFAULT_PRUNE_LOGP = -10.0
 DEFAULT_MIN_TOKEN_LOGP = -5.0
 DEFAULT_PRUNE_BEAMS = False
 MIN_TOKEN_CLIP_P = 1e-15  # log-probabilities are clipped to log(1e-15)
+MAX_BONUS = 1000.0  # nats: any bonus (or weight) above this is a typo, not a setting
 _COMPILED_CACHE_SIZE = 16
 logger = logging.getLogger(__name__)
 
@@ -79,21 +81,25 @@ class BiasingOptions:
 
     def __post_init__(self) -> None:
         for name in ("weight", "unit_bonus", "adaptive_scale", "max_adaptive",
-                     "completion_bonus"):
+                     "completion_bonus", "force_window"):
             value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            if not _is_real(value) or not 0 <= value <= MAX_BONUS:
+                raise ValueError(f"{name} must be a number from 0 to {MAX_BONUS:g}, got "
+                                 f"{value!r}")
         for name in ("full_bonus_chars", "g2g_variants"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if not np.isfinite(self.force_window) or self.force_window < 0:
-            raise ValueError(f"force_window must be a finite number >= 0, got "
-                             f"{self.force_window!r}")
-        if self.lm_boost_logp is not None and not (np.isfinite(self.lm_boost_logp)
-                                                   and self.lm_boost_logp <= 0):
-            raise ValueError(f"lm_boost_logp must be a log-probability <= 0 or None, got "
-                             f"{self.lm_boost_logp!r}")
+        if self.lm_boost_logp is not None and not (
+                _is_real(self.lm_boost_logp) and -MAX_BONUS <= self.lm_boost_logp <= 0):
+            raise ValueError(f"lm_boost_logp must be a log-probability from -{MAX_BONUS:g} to "
+                             f"0, or None, got {self.lm_boost_logp!r}")
+
+
+def _is_real(value: object) -> bool:
+    """A finite real number (numpy scalars included, bool not)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models import AcousticModel, ModelOutput
-from ..paths import atomic_write, cache_root
+from ..paths import atomic_write, cache_root, ensure_folder
 
 __all__ = ["OutputCache", "default_cache_dir"]
 
@@ -43,7 +43,7 @@ class OutputCache:
     def __init__(self, folder: str | Path, fingerprint: str) -> None:
         if not fingerprint or any(c in fingerprint for c in "/\\") or fingerprint in (".", ".."):
             raise ValueError(f"a model fingerprint must be a plain name, got {fingerprint!r}")
-        self.folder = Path(folder) / fingerprint
+        self.folder = ensure_folder(Path(folder) / fingerprint, "model output cache")
 
     @classmethod
     def for_model(cls, folder: str | Path, model: AcousticModel) -> OutputCache | None:
@@ -68,8 +68,9 @@ class OutputCache:
                                      heads={name: entry[_HEAD + name] for name in heads})
                 return output, float(entry["seconds"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            warnings.warn(f"model output cache entry {path} is unreadable ({err}); computing "
-                          "it again", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"model output cache entry {path} is unreadable ({err}); removed it "
+                          "and computing it again", RuntimeWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
             return None
 
     def save(self, path: Path, output: ModelOutput, seconds: float,

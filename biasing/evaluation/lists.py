@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +45,8 @@ class ListSpec:
             raise ValueError(f"the list size must be at least 1, got {self.list_size}")
 
 
-def build_lists(dataset: Sequence[Utterance], spec: ListSpec) -> dict[str, EntityList]:
+def build_lists(dataset: Sequence[Utterance], spec: ListSpec,
+                known_ids: Collection[str] | None = None) -> dict[str, EntityList]:
     """Each utterance's list, keyed by utterance id, in ``dataset`` order.
 
     The order of entries is: the utterance's own, the global list, then distractors (drawn
@@ -53,8 +54,12 @@ def build_lists(dataset: Sequence[Utterance], spec: ListSpec) -> dict[str, Entit
     on the seed and on the utterances before it). Entries the model cannot spell are left
     in: the decoder skips them (the lists are built with ``on_unrepresentable="skip"``).
 
+    ``known_ids``: every utterance id of the split (``dataset`` may be its first few);
+    per-utterance entities of other ids are an error (a file for another split).
+
     Raises:
-        ValueError: a bad spec, or a malformed file (named with its line).
+        ValueError: a bad spec, a malformed file (named with its line), or per-utterance
+            entities for ids the split does not have.
     """
     spec.check()
     own: dict[str, list[str]] = {u.id: [] for u in dataset}
@@ -65,6 +70,10 @@ def build_lists(dataset: Sequence[Utterance], spec: ListSpec) -> dict[str, Entit
     global_list = [] if spec.entities is None else _read_list(spec.entities)
     if spec.entities_per_utt is not None:
         per_utt = read_entities_per_utt(spec.entities_per_utt)
+        unknown = sorted(set(per_utt) - set(known_ids if known_ids is not None else own))
+        if unknown:
+            raise ValueError(f"{spec.entities_per_utt}: {len(unknown)} id(s) are not in the "
+                             f"dataset, e.g. {unknown[:3]} (a file for another split?)")
         for utt_id in own:
             own[utt_id] = list(dict.fromkeys([*own[utt_id], *per_utt.get(utt_id, [])]))
     pool = [] if spec.distractors is None else _read_list(spec.distractors)

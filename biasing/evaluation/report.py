@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..metrics import UtteranceScore
-from ..paths import atomic_write
+from ..paths import atomic_write, ensure_folder
 from .run import EvalRun
 
 __all__ = ["plot_problem", "report_json", "results_markdown", "write_report"]
@@ -52,12 +52,16 @@ def write_report(run: EvalRun, output: Path, info: Mapping[str, Any], plot: bool
                  ) -> dict[str, Any]:
     """Write every result file into ``output`` (created) and return the JSON content.
 
-    Each file is replaced atomically, hypotheses first and ``results.json`` last, so a
-    ``results.json`` never describes other hypotheses than those beside it.
+    The set is replaced as a whole: the old ``results.json`` goes first, then each file is
+    written atomically, ``results.json`` last. A run stopped half-way leaves the previous
+    complete set (stopped before writing) or a folder without ``results.json`` (stopped
+    while writing), never a ``results.json`` beside hypotheses it does not describe.
     """
     report = report_json(run, info)
-    hypotheses = output / "hypotheses"
-    hypotheses.mkdir(parents=True, exist_ok=True)
+    hypotheses = ensure_folder(output / "hypotheses", "folder of hypotheses")
+    (output / "results.json").unlink(missing_ok=True)
+    for stale in hypotheses.glob("*.tsv"):  # another run's techniques
+        stale.unlink()
     for technique in run.techniques:
         rows = ["\t".join(_HYPOTHESIS_COLUMNS)]
         rows += ["\t".join([u.id, u.reference, u.hypothesis, *_entity_columns(u.score)])

@@ -98,14 +98,10 @@ class Lexicon:
 
         Errors name the file, line and entry.
         """
+        from ..readers import read_text
+
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"lexicon file not found: {path}") from None
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{path}: lexicon file is not valid UTF-8 ({error.reason} at "
-                             f"byte {error.start})") from None
+        text = read_text(path, "lexicon file")
         entries: list[tuple[str, str | Pronunciation]] = []
         for line_no, line in enumerate(text.splitlines(), start=1):
             if not line.strip() or line.lstrip().startswith("#"):

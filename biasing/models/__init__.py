@@ -17,6 +17,8 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +29,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "default_model_dir",
-           "files_fingerprint", "forward_long", "greedy_labels", "load_model"]
+__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "available_cores", "default_model_dir",
+           "files_fingerprint", "forward_long", "greedy_labels", "load_model", "set_threads"]
 
 # Spec prefixes understood by ``load_model``, with what follows the colon.
 MODEL_KINDS: dict[str, str] = {
@@ -205,6 +207,55 @@ def forward_long(
         hidden={k: np.concatenate([p.hidden[k] for p in pieces]) for k in pieces[0].hidden},
         heads={k: np.concatenate([p.heads[k] for p in pieces]) for k in pieces[0].heads},
     )
+
+
+def available_cores() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (a
+    container limited to 1.5 CPUs gets 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.floor(quota)))
+    return max(1, cores)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max`` or v1 ``cfs_quota_us``), None when none."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as stream:
+            quota, period = stream.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as stream:
+            quota_us = int(stream.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as stream:
+            period_us = int(stream.read())
+        return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads (process wide): ``threads``, or the cores this process
+    may use. On a machine other processes keep busy, fewer threads than cores (often 1)
+    keep the speed predictable: waiting threads spin. Returns the number set.
+
+    Raises:
+        ValueError: ``threads`` is not a positive integer.
+    """
+    import torch
+
+    if threads is None:
+        threads = available_cores()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    torch.set_num_threads(int(threads))
+    return int(threads)
 
 
 def files_fingerprint(kind: str, files: Iterable[Path]) -> str:

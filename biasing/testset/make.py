@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..readers import read_text
 from .text import SentenceRow, missing_entities, normalize_text, parse_sentences, tts_text
 from .voices import (
     VOICES,
@@ -217,7 +218,7 @@ def make_testset(sentences: Path, out: Path, *, split: str = "test",
     if jobs < 1 or not re.match(r"^\w+$", split) or digits not in ("spell", "skip"):
         raise ValueError(f"jobs must be >= 1, split a word and digits 'spell' or 'skip', got "
                          f"{jobs}, {split!r}, {digits!r}")
-    rows = parse_sentences(sentences.read_text(encoding="utf-8").splitlines(), str(sentences))
+    rows = parse_sentences(read_text(sentences, "sentences file").splitlines(), str(sentences))
     strict = voices is not None and list(voices) != ["all"]
     working = _probe(choose_voices(voices), strict, log)
     if not working:

@@ -116,8 +116,8 @@ def test_to_model_rate_in_memory() -> None:
 @pytest.mark.parametrize(
     ("wave", "rate", "match"),
     [
-        (np.zeros(1600, dtype=np.float32), 0, "rate must be a positive int"),
-        (np.zeros(1600, dtype=np.float32), 16000.0, "rate must be a positive int"),
+        (np.zeros(1600, dtype=np.float32), 0, "rate must be a positive whole number of Hz"),
+        (np.zeros(1600, dtype=np.float32), 16000.5, "rate must be a positive whole number"),
         (np.zeros((2, 2, 400), dtype=np.float32), 16000, "shape"),
         (np.array(["a"] * 1600), 16000, "dtype"),
         (np.full(1600, np.nan, dtype=np.float32), 16000, "NaN"),

@@ -34,6 +34,7 @@ import torch
 from biasing.models.frontend import FrontendConfig, frontend_config_from_json
 from biasing.models.quartznet.network import ConvSpec, HeadSpec, QuartzNet
 from biasing.paths import atomic_write
+from biasing.readers import check_file, read_text
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "QuartzNetFolder", "build_network", "conv_specs",
            "frontend_config", "head_specs", "network_arrays", "quantize_int8", "read_folder",
@@ -77,9 +78,9 @@ def read_folder(directory: str | Path) -> QuartzNetFolder:
                          f"({expected})")
     config_path = folder / CONFIG_FILE
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+        config = json.loads(read_text(config_path, "model config"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path}:{err.lineno}: not valid JSON: {err.msg}") from None
     if not isinstance(config, dict):  # the file's content is wrong, not an argument's type
         raise ValueError(f"{config_path} must hold a JSON object")  # noqa: TRY004
     absent = [key for key in _CONFIG_KEYS if key not in config]
@@ -124,6 +125,7 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
     Raises:
         ValueError: the file is not a readable ``.npz``, or an int8 array has no scale.
     """
+    check_file(path, "model weights")
     try:
         with np.load(path) as archive:
             weights = {name: archive[name] for name in archive.files}
@@ -183,11 +185,18 @@ def conv_specs(config: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> 
             if weight.ndim != 3 or weight.shape[2] != kernel:
                 raise ValueError(f"{name}.weight has shape {weight.shape}, expected (out, "
                                  f"in/groups, {kernel})")
-            specs.append(ConvSpec(
+            spec = ConvSpec(
                 name=name, in_channels=int(weight.shape[1]) * groups,
                 out_channels=int(entry["out_channels"]), kernel_size=kernel,
                 stride=int(entry["stride"]), padding=int(entry["padding"]),
-                dilation=int(entry["dilation"]), groups=groups, bias=bool(entry["bias"])))
+                dilation=int(entry["dilation"]), groups=groups, bias=bool(entry["bias"]))
+            if min(spec.out_channels, spec.kernel_size, spec.stride, spec.dilation,
+                   spec.groups) < 1 or spec.padding < 0 or spec.out_channels % groups:
+                raise ValueError(f"config.json: convolution {name!r}: out_channels, "
+                                 "kernel_size, stride, dilation and groups must be >= 1, "
+                                 "padding >= 0, and groups must divide out_channels; got "
+                                 f"{entry!r}")
+            specs.append(spec)
         except (KeyError, TypeError) as err:
             raise ValueError(f"config.json: bad convolution entry {entry!r}: missing or "
                              f"malformed {err}") from err
@@ -227,7 +236,11 @@ def build_network(config: Mapping[str, Any], weights: Mapping[str, np.ndarray], 
     Raises:
         ValueError: the config and the weights disagree (names, shapes).
     """
-    network = QuartzNet(conv_specs(config, weights), head_specs(config) if heads else ())
+    try:
+        network = QuartzNet(conv_specs(config, weights), head_specs(config) if heads else ())
+    except RuntimeError as err:  # shapes torch cannot build
+        raise ValueError(f"config.json describes a network torch cannot build: {err}") \
+            from None
     state = network.state_dict()
     for name, param in state.items():
         if name not in weights:
