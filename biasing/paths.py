@@ -72,3 +72,9 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` with :func:`atomic_write`."""
+    with atomic_write(path) as stream:
+        stream.write(text.encode("utf-8"))

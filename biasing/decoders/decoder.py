@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..entities import EntityInput, EntityList, as_entity_list
+from ..paths import write_text_atomic
 from ..tokenizer import Tokenizer, make_tokenizer
 from .alphabet import Alphabet
 from .bias import BiasScorer
@@ -365,7 +366,7 @@ class BiasedBeamSearchDecoder:
         layout; pyctcdecode reads it). The entity list and options are not saved."""
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / self.ALPHABET_FILE).write_text(self._alphabet.dumps(), encoding="utf-8")
+        write_text_atomic(folder / self.ALPHABET_FILE, self._alphabet.dumps())
         language_model = self._language_model
         if language_model is not None:
             save = getattr(language_model, "save_to_dir", None)

@@ -30,6 +30,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..paths import write_text_atomic
+
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_BETA", "DEFAULT_BOOST_LOGP", "DEFAULT_SCORE_LM_BOUNDARY",
            "DEFAULT_UNK_LOGP_OFFSET", "BoostWords", "BoostedLanguageModel", "LanguageModel",
            "ScoringModel", "load_unigrams_from_arpa"]
@@ -202,9 +204,9 @@ class LanguageModel:
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         attrs = {name: getattr(self, name) for name in self.JSON_ATTRS}
-        (folder / self.ATTRS_FILE).write_text(json.dumps(attrs), encoding="utf-8")
-        (folder / self.UNIGRAMS_FILE).write_text(
-            "".join(w + "\n" for w in sorted(self._unigrams)), encoding="utf-8")
+        write_text_atomic(folder / self.ATTRS_FILE, json.dumps(attrs))
+        write_text_atomic(folder / self.UNIGRAMS_FILE,
+                          "".join(w + "\n" for w in sorted(self._unigrams)))
         source = Path(os.fsdecode(self.kenlm_model.path))
         shutil.copy2(source, folder / source.name)
 

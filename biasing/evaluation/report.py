@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..metrics import UtteranceScore
-from ..paths import atomic_write, ensure_folder
+from ..paths import atomic_write, ensure_folder, write_text_atomic
 from .run import EvalRun
 
 __all__ = ["plot_problem", "report_json", "results_markdown", "write_report"]
@@ -66,18 +66,13 @@ def write_report(run: EvalRun, output: Path, info: Mapping[str, Any], plot: bool
         rows = ["\t".join(_HYPOTHESIS_COLUMNS)]
         rows += ["\t".join([u.id, u.reference, u.hypothesis, *_entity_columns(u.score)])
                  for u in technique.utterances]
-        _write_text(hypotheses / f"{technique.technique.name}.tsv", "\n".join(rows) + "\n")
+        write_text_atomic(hypotheses / f"{technique.technique.name}.tsv", "\n".join(rows) + "\n")
     if plot:
         with atomic_write(output / "results.png") as stream:
             _plot(report, stream)
-    _write_text(output / "results.md", results_markdown(report))
-    _write_text(output / "results.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomic(output / "results.md", results_markdown(report))
+    write_text_atomic(output / "results.json", json.dumps(report, indent=1) + "\n")
     return report
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_write(path) as stream:
-        stream.write(text.encode("utf-8"))
 
 
 def _entity_columns(score: UtteranceScore) -> list[str]:

@@ -34,6 +34,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from ..paths import write_text_atomic
 from . import g2p
 from .arpabet import Phones, Pronunciation, format_pronunciation, parse_pronunciation
 
@@ -121,7 +122,7 @@ class Lexicon:
         """Write the user entries in the file format :meth:`load` reads."""
         lines = [f"{self._texts[key]}\t{format_pronunciation(pron)}\n"
                  for key, prons in self._user.items() for pron in prons]
-        Path(path).write_text(_FILE_HEADER + "".join(lines), encoding="utf-8")
+        write_text_atomic(path, _FILE_HEADER + "".join(lines))
 
     @property
     def key(self) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import write_text_atomic
 from ..readers import read_text
 from .text import SentenceRow, missing_entities, normalize_text, parse_sentences, tts_text
 from .voices import (
@@ -161,12 +162,11 @@ def write_outputs(
 ) -> None:
     """Write ``asr_{split}.tsv``, ``entities_per_utt.tsv`` and ``entities.txt`` for ``rows``."""
     lines = ["\t".join(TSV_HEADER)] + ["\t".join(r) for r in asr_rows(rows, voices, split)]
-    (out / f"asr_{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(out / f"asr_{split}.tsv", "\n".join(lines) + "\n")
     per_utt = [f"{row.utt_id}\t{'|'.join(row.entities)}" for row in rows]
-    (out / "entities_per_utt.tsv").write_text("".join(line + "\n" for line in per_utt),
-                                              encoding="utf-8")
+    write_text_atomic(out / "entities_per_utt.tsv", "".join(line + "\n" for line in per_utt))
     entities = sorted({e for row in rows for e in row.entities}, key=lambda e: (e.casefold(), e))
-    (out / "entities.txt").write_text("".join(e + "\n" for e in entities), encoding="utf-8")
+    write_text_atomic(out / "entities.txt", "".join(e + "\n" for e in entities))
 
 
 def read_previous_speakers(tsv: Path) -> dict[str, str]:
