@@ -28,7 +28,7 @@ import numpy as np
 from biasing import EntityList, build_biased_decoder
 from biasing.datasets import load_dataset
 from biasing.metrics import edit_distance
-from biasing.paths import cache_root, shared_root
+from biasing.paths import atomic_write, cache_root, shared_root
 
 SHARED = shared_root()
 MODEL = SHARED / "models" / "quartznet15x5"
@@ -55,7 +55,8 @@ def _logprobs(ids: list[str], paths: dict[str, Path], cache: Path) -> dict[str, 
             out[i] = result.logprobs
         print(f"\rforward {start + len(batch)}/{len(ids)}", end="", file=sys.stderr)
     print(file=sys.stderr)
-    np.savez(file, **out)
+    with atomic_write(file) as stream:
+        np.savez(stream, **out)
     return out
 
 

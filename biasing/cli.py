@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .decoders import DEFAULT_BEAM_WIDTH
+from .decoders.decoder import log_softmax
 from .entities import EntityList, OnError
 from .models import DEFAULT_MODEL, MODEL_KINDS
 from .paths import ensure_folder
@@ -128,7 +129,7 @@ def _read_labels(path: str) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
-def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
+def _load_logits(path: str, apply_log_softmax: bool) -> np.ndarray:
     check_file(path, "logits file")
     try:
         logits = np.load(path, allow_pickle=False)
@@ -138,15 +139,13 @@ def _load_logits(path: str, log_softmax: bool) -> np.ndarray:
         logits.close()
         raise ValueError(  # noqa: TRY004
             f"{path} is an .npz archive of arrays; give one .npy array")
-    if log_softmax and logits.ndim == 2 and logits.size:
+    if apply_log_softmax and logits.ndim == 2 and logits.size:
         sums = logits.sum(axis=1)
         if (logits >= 0).all() and np.allclose(sums, 1.0, atol=1e-3):
             raise ValueError(f"{path} holds probabilities (every row sums to 1), not raw "
                              "logits: drop --log-softmax (probabilities are converted as "
                              "they are)")
-        logits = logits.astype(np.float64)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        logits = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        logits = log_softmax(logits.astype(np.float64))
     return logits
 
 
@@ -175,7 +174,7 @@ def _decode(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------ transcribe
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from .transcribe import BATCH_SIZE, Transcriber
+    from .transcribe import Transcriber
 
     options = decoder_options(args.set, args.weight)
     _check_options(options)
@@ -185,20 +184,19 @@ def _transcribe(args: argparse.Namespace) -> int:
                               threads=args.threads, **options)
     show = _progress if len(args.audio) > 1 and sys.stderr.isatty() else None
     results, failed = [], 0
-    # a few files at a time, each result printed as soon as it is made
-    for start in range(0, len(args.audio), BATCH_SIZE):
-        chunk = args.audio[start:start + BATCH_SIZE]
-        for result in transcriber.transcribe(chunk, entities, on_error="report"):
-            if result.error is not None:
-                failed += 1
-                print(f"ctc-biasing transcribe: error: {result.error}", file=sys.stderr)
-            if args.json:
-                results.append(_transcript_json(result))
-            elif result.error is None:
-                print(result.text if len(args.audio) == 1 else f"{result.source}\t{result.text}",
-                      flush=True)
+    # each result printed as soon as it is made
+    stream = transcriber.stream(args.audio, entities, on_error="report")
+    for done, result in enumerate(stream, 1):
+        if result.error is not None:
+            failed += 1
+            print(f"ctc-biasing transcribe: error: {result.error}", file=sys.stderr)
+        if args.json:
+            results.append(_transcript_json(result))
+        elif result.error is None:
+            print(result.text if len(args.audio) == 1 else f"{result.source}\t{result.text}",
+                  flush=True)
         if show:
-            show(min(start + BATCH_SIZE, len(args.audio)), len(args.audio))
+            show(done, len(args.audio))
     if args.json:
         _print(results, True)
     if failed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +79,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` with :func:`atomic_write`."""
     with atomic_write(path) as stream:
         stream.write(text.encode("utf-8"))
+
+
+def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Copy the file ``source`` to ``target`` with :func:`atomic_write`."""
+    with open(source, "rb") as stream, atomic_write(target) as out:
+        shutil.copyfileobj(stream, out)

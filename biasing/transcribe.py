@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,20 +98,31 @@ class Transcriber:
         ``on_error="report"`` gives a Transcript whose ``error`` says why, and the others
         are still transcribed.
         """
+        items = _as_items(inputs)
+        results: list[Transcript] = []
+        for result in self.stream(items, entities, on_error):
+            results.append(result)
+            if progress:
+                progress(len(results), len(items))
+        return results
+
+    def stream(self, inputs: AudioInput | Sequence[AudioInput],
+               entities: EntityInput | None = None,
+               on_error: Literal["raise", "report"] = "raise") -> Iterator[Transcript]:
+        """As :meth:`transcribe`, but each Transcript is yielded as soon as the few inputs
+        read with it are decoded, so memory does not grow with the number of inputs. The
+        arguments and the entity list are checked now, before any audio is read."""
         if on_error not in ("raise", "report"):
             raise ValueError(f"on_error must be 'raise' or 'report', got {on_error!r}")
-        items = [inputs] if isinstance(inputs, (str, os.PathLike, tuple)) else list(inputs)
+        items = _as_items(inputs)
         entity_list = as_entity_list(entities)
         self.decoder.compile(entity_list)  # fail on a bad list before any audio work
-        results: list[Transcript] = []
-        # a few inputs at a time, so memory does not grow with the number of files
+        return self._batches(items, entity_list, on_error)
+
+    def _batches(self, items: list[AudioInput], entities: Iterable[Any],
+                 on_error: str) -> Iterator[Transcript]:
         for start in range(0, len(items), BATCH_SIZE):
-            batch = items[start:start + BATCH_SIZE]
-            results.extend(self._batch(batch, start, entity_list, on_error))
-            if progress:
-                for done in range(start + 1, start + len(batch) + 1):
-                    progress(done, len(items))
-        return results
+            yield from self._batch(items[start:start + BATCH_SIZE], start, entities, on_error)
 
     def _batch(self, items: list[AudioInput], first: int, entities: Iterable[Any],
                on_error: str) -> list[Transcript]:
@@ -157,3 +168,8 @@ class Transcriber:
         hits = [EntityHit(m.text, m.start_frame * shift, m.end_frame * shift, m.first_word,
                           m.last_word) for m in best.entities]
         return Transcript(source, best.text, words, hits, duration_s)
+
+
+def _as_items(inputs: AudioInput | Sequence[AudioInput]) -> list[AudioInput]:
+    """One input or a sequence of them, as a list."""
+    return [inputs] if isinstance(inputs, (str, os.PathLike, tuple)) else list(inputs)

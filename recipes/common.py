@@ -21,7 +21,7 @@ import torch
 from biasing.lexicon import pronounce_batch, strip_stress
 from biasing.lexicon.arpabet import BASE_PHONES
 from biasing.metrics import edit_distance, normalize_text, wer
-from biasing.paths import cache_root, shared_root
+from biasing.paths import atomic_write, cache_root, shared_root
 from biasing.testset import tts_text
 
 PREPARED = cache_root() / "default_model"  # prepare.py's output, the runs' default home
@@ -85,7 +85,8 @@ def load_corpus(cache: Path = PREPARED / "train_audio.npz") -> list[TrainUtteran
             if rate != RATE:
                 wave = soxr.resample(wave, rate, RATE)
             audio[utt] = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
-        np.savez(cache, **audio)
+        with atomic_write(cache) as stream:
+            np.savez(stream, **audio)
     corpus = []
     for utt, _, text, source in rows:
         words = normalize_text(text)
@@ -223,6 +224,13 @@ def error_rate(truths: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]],
         return (sum(edit_distance(t, h) for t, h in zip(truths, hyps))
                 / max(1, sum(len(t) for t in truths)))
     return float(wer([unit_words(t) for t in truths], [unit_words(h) for h in hyps]))
+
+
+def save_checkpoint(payload: object, path: Path) -> None:
+    """``torch.save`` of ``payload`` to ``path``, atomically (a killed run keeps the previous
+    checkpoint)."""
+    with atomic_write(path) as stream:
+        torch.save(payload, stream)
 
 
 class RunLog:

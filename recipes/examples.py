@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biasing.paths import checkout_root
+from biasing.paths import atomic_write, checkout_root, write_text_atomic
 from biasing.testset import make_testset
 
 EXAMPLES = checkout_root() / "data" / "examples"
@@ -54,8 +54,7 @@ def make_clips(out: Path = EXAMPLES) -> None:
     if made.failures:
         sys.exit(f"{len(made.failures)} clips failed")
     said = [name for _, _, names in SENTENCES for name in names]
-    (out / "entities.txt").write_text("\n".join(said + list(DISTRACTORS)) + "\n",
-                                      encoding="utf-8")
+    write_text_atomic(out / "entities.txt", "\n".join(said + list(DISTRACTORS)) + "\n")
 
 
 def make_synthetic(out: Path = EXAMPLES / "synthetic") -> None:
@@ -76,11 +75,11 @@ def make_synthetic(out: Path = EXAMPLES / "synthetic") -> None:
             row[unit] = p
         logprobs[t] = np.log(row / row.sum())
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "fremont.npy", logprobs)
-    (out / "labels.txt").write_text("\n".join(CHAR_LABELS) + "\n", encoding="utf-8")
-    (out / "entities.txt").write_text(
-        "# one entity per line, optional <TAB>weight\nFremont\nZelenskyy\t2\nNew York City\n",
-        encoding="utf-8")
+    with atomic_write(out / "fremont.npy") as stream:
+        np.save(stream, logprobs)
+    write_text_atomic(out / "labels.txt", "\n".join(CHAR_LABELS) + "\n")
+    write_text_atomic(out / "entities.txt", "# one entity per line, optional <TAB>weight\n"
+                      "Fremont\nZelenskyy\t2\nNew York City\n")
 
 
 def main() -> None:

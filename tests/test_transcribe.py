@@ -74,6 +74,23 @@ def test_bad_inputs(tmp_path: Path) -> None:
         transcriber.transcribe(_wav(tmp_path / "ok.wav", 1.0), entities=["R2-D2"])
 
 
+def test_stream_yields_per_batch_and_checks_arguments_first(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    transcriber = Transcriber(model)
+    files = [_wav(tmp_path / f"{i}.wav", len(SPOKEN) * 0.02) for i in range(10)]
+    stream = transcriber.stream(files, entities=["Fremont"])
+    assert model.batches == []  # nothing read until asked
+    first = next(stream)
+    assert first.text == "we met in Fremont today" and model.batches == [8]
+    rest = list(stream)
+    assert [r.text for r in rest] == ["we met in Fremont today"] * 9
+    assert model.batches == [8, 2]
+    with pytest.raises(ValueError, match="R2-D2"):  # raised by the call, not by iterating
+        transcriber.stream(files, entities=["R2-D2"])
+    with pytest.raises(ValueError, match="'skip'"):
+        transcriber.stream(files, on_error="skip")  # type: ignore[arg-type]
+
+
 @pytest.mark.filterwarnings("ignore:label .* is the best label")  # an untrained model
 def test_tiny_quartznet_spec(tmp_path: Path) -> None:
     folder = write_tiny_quartznet(tmp_path / "tiny")

@@ -6,11 +6,14 @@ unigram backoff, enough to give pyctcdecode and KenLM a real, valid model to loa
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
 from collections import Counter
 from collections.abc import Iterable
+
+from ..paths import atomic_write
 
 
 def write_arpa(sentences: Iterable[str], path: str | os.PathLike[str],
@@ -40,7 +43,7 @@ def write_arpa(sentences: Iterable[str], path: str | os.PathLike[str],
         p = (count - discount) / history[left] + backoff_mass * 10 ** uni_logp[right]
         bi_logp[(left, right)] = math.log10(p)
     backoff = {left: math.log10(discount * followers[left] / history[left]) for left in history}
-    with open(path, "w", encoding="utf-8") as out:
+    with atomic_write(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as out:
         out.write(f"\\data\\\nngram 1={len(uni_logp) + 1}\nngram 2={len(bi_logp)}\n\n")
         out.write("\\1-grams:\n")
         out.write(f"-99\t<s>\t{backoff.get('<s>', 0.0):.6f}\n")

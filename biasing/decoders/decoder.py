@@ -527,13 +527,14 @@ def to_logprobs(logits: np.ndarray) -> np.ndarray:
     NumPy 1 (so NumPy 2 gives the same values)."""
     if math.isclose(float(logits.sum(axis=1).mean()), 1):
         return np.log(np.clip(logits, MIN_TOKEN_CLIP_P, 1))
-    out = _log_softmax(logits)
+    out = log_softmax(logits)
     floor = np.asarray(np.log(MIN_TOKEN_CLIP_P), dtype=out.dtype)
     return np.clip(out, floor, np.asarray(0, dtype=out.dtype))
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    """log_softmax over the last axis, step by step as scipy (and pyctcdecode) compute it."""
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """log_softmax over axis 1 of (frames, labels), step by step as scipy (and pyctcdecode)
+    compute it, in the input's float type."""
     x_max = np.amax(x, axis=1, keepdims=True)
     x_max[~np.isfinite(x_max)] = 0
     tmp = x - x_max

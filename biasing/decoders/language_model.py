@@ -25,12 +25,11 @@ import bisect
 import json
 import math
 import os
-import shutil
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..paths import write_text_atomic
+from ..paths import copy_atomic, write_text_atomic
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_BETA", "DEFAULT_BOOST_LOGP", "DEFAULT_SCORE_LM_BOUNDARY",
            "DEFAULT_UNK_LOGP_OFFSET", "BoostWords", "BoostedLanguageModel", "LanguageModel",
@@ -115,7 +114,10 @@ class LanguageModel:
                  alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA,
                  unk_score_offset: float = DEFAULT_UNK_LOGP_OFFSET,
                  score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY) -> None:
+        import kenlm  # the optional dependency, resolved once rather than per word scored
+
         self.kenlm_model = kenlm_model
+        self.new_state: Callable[[], Any] = kenlm.State
         self._unigrams = ({w for w in set(unigrams) if w in kenlm_model}
                           if unigrams is not None else set())
         self._prefixes = _Prefixes(self._unigrams) if unigrams is not None else None
@@ -141,9 +143,7 @@ class LanguageModel:
 
     def get_start_state(self) -> Any:
         """The KenLM state before the first word (``<s>`` when ``score_boundary``)."""
-        import kenlm
-
-        state = kenlm.State()
+        state = self.new_state()
         if self.score_boundary:
             self.kenlm_model.BeginSentenceWrite(state)
         else:
@@ -154,9 +154,7 @@ class LanguageModel:
         """log10 P(</s> | state) when ``score_boundary``, else 0."""
         if not self.score_boundary:
             return 0.0
-        import kenlm
-
-        return float(self.kenlm_model.BaseScore(state, "</s>", kenlm.State()))
+        return float(self.kenlm_model.BaseScore(state, "</s>", self.new_state()))
 
     def score_partial_token(self, partial_token: str) -> float:
         """The penalty of a word being spelled (see the module docs)."""
@@ -169,9 +167,7 @@ class LanguageModel:
     def score(self, prev_state: Any, word: str, is_last_word: bool = False,
               ) -> tuple[float, Any]:
         """(score in nats with alpha and beta applied, the state after ``word``)."""
-        import kenlm
-
-        end_state = kenlm.State()
+        end_state = self.new_state()
         lm_score = self.kenlm_model.BaseScore(prev_state, word, end_state)
         if not self.is_known(word):
             lm_score += self.unk_score_offset
@@ -208,7 +204,7 @@ class LanguageModel:
         write_text_atomic(folder / self.UNIGRAMS_FILE,
                           "".join(w + "\n" for w in sorted(self._unigrams)))
         source = Path(os.fsdecode(self.kenlm_model.path))
-        shutil.copy2(source, folder / source.name)
+        copy_atomic(source, folder / source.name)
 
     @staticmethod
     def parse_directory_contents(directory: str | os.PathLike[str]) -> dict[str, str]:
@@ -296,10 +292,8 @@ class BoostedLanguageModel:
               ) -> tuple[float, Any]:
         if word not in self._boost.words:
             return self._base.score(prev_state, word, is_last_word=is_last_word)
-        import kenlm
-
         base = self._base
-        end_state = kenlm.State()
+        end_state = base.new_state()
         base.kenlm_model.BaseScore(prev_state, word, end_state)  # advances the context
         lm_score = self._boost_log10
         if is_last_word:

@@ -105,11 +105,14 @@ class Words:
 
     def text(self, node: int) -> str:
         """The words joined by spaces."""
-        found = self._text.get(node)
-        if found is None:
-            head = self.text(self.parent[node])
-            found = self._text[node] = f"{head} {self.word[node]}" if head else self.word[node]
-        return found
+        missing = []
+        while node not in self._text:  # iterative: sequences can be longer than the stack
+            missing.append(node)
+            node = self.parent[node]
+        text = self._text[node]
+        for node in reversed(missing):
+            text = self._text[node] = f"{text} {self.word[node]}" if text else self.word[node]
+        return text
 
 
 def search(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, params: SearchParams,
@@ -122,19 +125,19 @@ def search(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, params: Se
     start_bias = None if bias is None else bias.start
     beams = [Beam(0, "", None, None, NULL_FRAMES, 0.0, start_bias, 0.0)]
     force_break = False
-    frames = _Frames(logprobs, params.token_min_logp, params.force_window)
+    candidates = _Frames(logprobs, params.token_min_logp, params.force_window)
     for t in range(len(logprobs)):
-        if frames.single[t] and len(beams) == 1 and not frames.forcible[t]:
+        if candidates.single[t] and len(beams) == 1 and not candidates.forcible[t]:
             # one beam, one unit to try: nothing to merge, score or prune
-            unit = frames.best_unit[t]
-            beam, force_break = _extend(beams[0], unit, labels[unit], frames.best[t], 0.0, t,
+            unit = candidates.best_unit[t]
+            beam, force_break = _extend(beams[0], unit, labels[unit], candidates.best[t], 0.0, t,
                                         force_break, is_bpe, words, bias)
             beams = [beam]
             continue
-        units, values = frames.units(t)
-        merged, force_break = _extend_frame(beams, t, units, values, frames.best[t], labels,
-                                            is_bpe, words, bias, logprobs, frames.forcible[t],
-                                            force_break)
+        units, values = candidates.units(t)
+        merged, force_break = _extend_frame(beams, t, units, values, candidates.best[t], labels,
+                                            is_bpe, words, bias, logprobs,
+                                            candidates.forcible[t], force_break)
         scored = scorer.score_all(merged)
         beams = _prune(scored, params, words.tail)
     return _finalise(beams, words, scorer, bias, params)
@@ -268,10 +271,17 @@ def _merge(beams: list[Beam]) -> list[Beam]:
         if previous is None:
             merged[key] = beam
             continue
-        a, b = previous[5], beam[5]
-        keep = beam if (beam[7] == previous[7] or b + beam[7] >= a + previous[7]) else previous
-        merged[key] = _new(Beam, (*keep[:5], _log_add(a, b), keep[6], keep[7]))
+        keep = _keep(previous, beam)
+        merged[key] = _new(Beam, (*keep[:5], _log_add(previous[5], beam[5]), keep[6], keep[7]))
     return list(merged.values())
+
+
+def _keep(previous: Beam, beam: Beam) -> Beam:
+    """Of two alignments of one prefix, whose fields the merged beam keeps: the later one
+    unless the earlier scores better with its bonus (indices: 5 logit, 7 bonus)."""
+    if beam[7] == previous[7] or beam[5] + beam[7] >= previous[5] + previous[7]:
+        return beam
+    return previous
 
 
 def _log_add(a: float, b: float) -> float:
@@ -404,8 +414,7 @@ def _finalise(beams: list[Beam], words: Words, scorer: _Scorer, bias: BiasScorer
         previous = merged.get(closed.text)
         if previous is not None:
             old = previous[0]
-            keep = closed if (closed.bonus == old.bonus
-                              or closed.logit + closed.bonus >= old.logit + old.bonus) else old
+            keep = _keep(old, closed)
             closed = keep._replace(logit=_log_add(old.logit, closed.logit))
             origin = (beam.text, beam.part) if keep is not old else previous[1:]
         else:

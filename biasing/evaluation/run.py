@@ -137,10 +137,9 @@ def model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,
     from ..models import forward_long
 
     entry = None if cache is None else cache.entry(audio)
-    if cache is not None and entry is not None:
-        stored = cache.load(entry, heads)
-        if stored is not None:
-            return stored[0], stored[1], 0.0
+    stored = None if cache is None or entry is None else cache.load(entry, heads)
+    if stored is not None:
+        return stored[0], stored[1], 0.0
     wave = load_audio(audio, model.sample_rate)
     seconds = len(wave) / model.sample_rate
     started = time.perf_counter()

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from biasing.metrics import normalize_text
-from biasing.paths import shared_root
+from biasing.paths import copy_atomic, shared_root, write_text_atomic
 from biasing.testset import VOICES, make_testset
 from recipes.common import PREPARED
 from recipes.dev_lm import DEV, dev_entity_pattern, earnings_sentences, speechocean_train_texts
@@ -113,10 +113,9 @@ def main() -> None:
     text.mkdir(parents=True, exist_ok=True)
     rows = training_sentences(args.earnings, args.names, args.speechocean, args.seed)
     train_tsv = text / "tts_train.tsv"
-    train_tsv.write_text("".join(f"{i}\t{s.replace(chr(9), ' ')}\t\n" for i, s in rows),
-                         encoding="utf-8")
+    write_text_atomic(train_tsv, "".join(f"{i}\t{s.replace(chr(9), ' ')}\t\n" for i, s in rows))
     heldout_tsv = text / "heldout.tsv"
-    heldout_tsv.write_text((DEV / "sentences.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    copy_atomic(DEV / "sentences.tsv", heldout_tsv)
     print(f"{len(rows)} training sentences -> {train_tsv}", flush=True)
     synthesise(heldout_tsv, args.out / "tts_heldout", HELDOUT_VOICES, "test", args.jobs)
     synthesise(train_tsv, args.out / "tts_train", TRAIN_VOICES, "train", args.jobs)

@@ -48,7 +48,7 @@ from biasing.models.quartznet import (
     frontend_config,
     read_folder,
 )
-from biasing.paths import shared_root
+from biasing.paths import shared_root, write_text_atomic
 from recipes import common
 
 INTER_LAYERS = (5, 11)  # self-conditioned character heads
@@ -200,10 +200,9 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         """Checkpoint (network, optimiser, step), written atomically."""
-        torch.save({"network": self.network.state_dict(),
-                    "optimizer": self.optimizer.state_dict(), "step": self.step},
-                   path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        common.save_checkpoint({"network": self.network.state_dict(),
+                                "optimizer": self.optimizer.state_dict(), "step": self.step},
+                               path)
 
     def restore(self, path: Path, init: Path | None) -> None:
         """Resume from ``path`` if it exists, else take the weights of ``init`` if given."""
@@ -242,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     trainer.restore(checkpoint, args.init)
     if trainer.step:
         log(f"resumed at step {trainer.step}")
-    (args.run / "config.json").write_text(json.dumps(config, indent=1))
+    write_text_atomic(args.run / "config.json", json.dumps(config, indent=1))
 
     # batch composition is fixed by length; each epoch only shuffles the batch order
     lengths = [len(u.wave) for u in train]

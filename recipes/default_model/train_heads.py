@@ -62,6 +62,7 @@ from biasing.models.quartznet import (
     read_folder,
     write_folder,
 )
+from biasing.paths import write_text_atomic
 from recipes.common import (
     PHONE_LABELS,
     RunLog,
@@ -73,6 +74,7 @@ from recipes.common import (
     load_corpus,
     pad_waves,
     phone_targets,
+    save_checkpoint,
     spec_augment,
     train_tokenizer,
     validation_split,
@@ -159,7 +161,7 @@ def cache_features(network: QuartzNet, frontend: LogMelFrontend, corpus: list[Tr
         print(f"cached {start}/{len(order)} {time.time() - started:.0f}s", flush=True)
     for array in arrays.values():
         array.flush()
-    (out / "index.json").write_text(json.dumps(
+    write_text_atomic(out / "index.json", json.dumps(
         {"ids": ids, "offsets": offsets, "lengths": lengths, "frames": position}))
     (out / "done").touch()
 
@@ -431,12 +433,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         log(f"epoch {epoch}\t" + "\t".join(
             f"{name} loss {losses[name]:.3f} err {100 * errors[name]:.1f}" for name in heads)
             + f"\t{time.time() - started:.0f}s")
-        torch.save({"heads": {n: h.state_dict() for n, h in heads.items()},
-                    "optimizer": optimizer.state_dict(), "epoch": epoch, "scale": scale,
-                    "best": {n: b[1] for n, b in best.items()},
-                    "best_error": {n: b[0] for n, b in best.items()}, "pieces": pieces},
-                   checkpoint.with_suffix(".tmp"))
-        checkpoint.with_suffix(".tmp").replace(checkpoint)
+        save_checkpoint({
+            "heads": {n: h.state_dict() for n, h in heads.items()},
+            "optimizer": optimizer.state_dict(), "epoch": epoch, "scale": scale,
+            "best": {n: b[1] for n, b in best.items()},
+            "best_error": {n: b[0] for n, b in best.items()}, "pieces": pieces}, checkpoint)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from recipes.common import (
     error_rate,
     load_corpus,
     phone_targets,
+    save_checkpoint,
 )
 from recipes.default_model.train_heads import (
     BATCH_FRAMES,
@@ -267,8 +268,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def save() -> None:
         payload = {"top": top.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                    "best_error": best_error, "best": best}
-        torch.save(payload, checkpoint.with_suffix(".tmp"))
-        checkpoint.with_suffix(".tmp").replace(checkpoint)
+        save_checkpoint(payload, checkpoint)
 
     work = work_plan(train, args.epochs, args.seed)
     sums = dict.fromkeys(WEIGHTS, 0.0)
@@ -290,9 +290,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             save()
     save()
     if best is not None:
-        torch.save({"best": best["heads"], "encoder": best["encoder"], "scale": stage2["scale"],
-                    "pieces": pieces, "epoch": stage2["epoch"], "top_steps": best["step"]},
-                   args.run / "top_best.pt")
+        save_checkpoint({"best": best["heads"], "encoder": best["encoder"],
+                         "scale": stage2["scale"], "pieces": pieces, "epoch": stage2["epoch"],
+                         "top_steps": best["step"]}, args.run / "top_best.pt")
         log(f"best at step {best['step']}: " + " ".join(
             f"{k} {100 * v:.1f}" for k, v in best["errors"].items()))
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from biasing.paths import cache_root, checkout_root, shared_root
+from biasing.paths import cache_root, checkout_root, shared_root, write_text_atomic
 
 # The text is Earnings-21's (CC BY-SA 4.0, in the development data): it is written outside
 # the repository, and only the ids of the selection are kept in it, to pin it.
@@ -350,7 +350,7 @@ def write_outputs(
     out.mkdir(parents=True, exist_ok=True)
     rows = [f"{s.sentence_id}\t{s.text}\t{'|'.join(e.text for e in s.entities)}"
             for s in chosen]
-    (out / "sentences.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    write_text_atomic(out / "sentences.tsv", "\n".join(rows) + "\n")
     classes: dict[str, set[str]] = defaultdict(set)
     counts: Counter[str] = Counter()
     for sentence in chosen:
@@ -358,12 +358,12 @@ def write_outputs(
             classes[entity.text].add(entity.entity_class)
         counts.update({e.text for e in sentence.entities})
     names = sorted(classes, key=lambda name: (name.casefold(), name))
-    (out / "entities.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    write_text_atomic(out / "entities.txt", "\n".join(names) + "\n")
     table = ["entity\tclasses\trare\tsentences"] + [
         f"{name}\t{','.join(sorted(classes[name]))}\t{int(name in rare)}\t{counts[name]}"
         for name in names]
-    (out / "entity_classes.tsv").write_text("\n".join(table) + "\n", encoding="utf-8")
-    (out / "distractors.txt").write_text("\n".join(distractors) + "\n", encoding="utf-8")
+    write_text_atomic(out / "entity_classes.tsv", "\n".join(table) + "\n")
+    write_text_atomic(out / "distractors.txt", "\n".join(distractors) + "\n")
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -21,7 +21,6 @@ Array names are the network's module names (see :mod:`.network`), so
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import torch
 
 from biasing.models.frontend import FrontendConfig, frontend_config_from_json
 from biasing.models.quartznet.network import ConvSpec, HeadSpec, QuartzNet
-from biasing.paths import atomic_write
+from biasing.paths import atomic_write, copy_atomic, write_text_atomic
 from biasing.readers import check_file, read_text
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "QuartzNetFolder", "build_network", "conv_specs",
@@ -112,10 +111,9 @@ def write_folder(directory: str | Path, config: Mapping[str, Any],
         k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
     with atomic_write(folder / WEIGHTS_FILE) as stream:
         np.savez_compressed(stream, **stored)
-    with atomic_write(folder / CONFIG_FILE) as stream:
-        stream.write((json.dumps(config, indent=1) + "\n").encode("utf-8"))
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
     for name, source in (files or {}).items():
-        shutil.copyfile(source, folder / name)
+        copy_atomic(source, folder / name)
     return folder
 
 
