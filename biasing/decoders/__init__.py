@@ -94,6 +94,8 @@ def build_biased_decoder(
     *,
     entities: EntityInput | None = None,
     tokenizer: Any = None,
+    phone_labels: Sequence[str] | None = None,
+    lexicon: Any = None,
     **options: Any,
 ) -> BiasedBeamSearchDecoder:
     """Build a biased CTC beam-search decoder (pyctcdecode's ``build_ctcdecoder`` order).
@@ -125,4 +127,5 @@ def build_biased_decoder(
             kenlm_model_path, unigrams, alpha=alpha, beta=beta,
             unk_score_offset=unk_score_offset, score_boundary=lm_score_boundary)
     return BiasedBeamSearchDecoder(alphabet, language_model, tokenizer=tokenizer,
-                                   entities=entities, options=BiasingOptions(**options))
+                                   entities=entities, options=BiasingOptions(**options),
+                                   phone_labels=phone_labels, lexicon=lexicon)

@@ -28,6 +28,9 @@ class CompiledEntities:
     max_words: int  # longest entity in words
     letters: tuple[int, ...]  # per entity: characters of its normalised spelling, no spaces
     skipped: tuple[str, ...]  # entities dropped as unrepresentable (on_unrepresentable="skip")
+    units: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (entity index, label indices) per
+    # spelling (variants included), without the word boundaries around it: what the unit
+    # spotter looks for
 
 
 VariantsFn = Callable[[list[str]], Mapping[str, Sequence[str]]]
@@ -92,7 +95,17 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
         entities=entities, normalized=tuple(normalized), graph=graph, words=words,
         spelling=spelling, max_words=max((len(k) for k in spelling), default=0),
         letters=tuple(len(n.replace(" ", "")) for n in normalized),
-        skipped=tuple(e.text for e, n in zip(entities, normalized) if not n))
+        skipped=tuple(e.text for e, n in zip(entities, normalized) if not n),
+        units=tuple(dict.fromkeys(
+            (index, tuple(u for u in _trim(path, boundary) if u != BOUNDARY))
+            for index, path, _ in paths)))
+
+
+def _trim(path: list[int], boundary: int) -> list[int]:
+    """A graph path without its leading and trailing word boundary."""
+    start = 1 if path and path[0] == boundary else 0
+    end = len(path) - 1 if len(path) > start and path[-1] == boundary else len(path)
+    return path[start:end]
 
 
 def _space_index(labels: Sequence[str]) -> int:

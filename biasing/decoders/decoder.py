@@ -44,8 +44,12 @@ from .language_model import (
     LanguageModel,
     ScoringModel,
 )
+from .lookup import apply_placements, greedy_words, place_spots
+from .phonetic import PhoneEvidence, PhoneticParams, phonetic_rescore
+from .pronunciations import PhoneSet
 from .respell import EntityMatch, respell
 from .search import SearchParams, SearchResult, search
+from .spotting import SpotOptions, UnitTrie, spot
 
 __all__ = ["DEFAULT_BEAM_WIDTH", "DEFAULT_MIN_TOKEN_LOGP", "DEFAULT_PRUNE_LOGP",
            "BiasedBeamSearchDecoder", "BiasingOptions", "Hypothesis"]
@@ -79,18 +83,35 @@ class BiasingOptions:
     # frame's best unit (nats); further down, no default bonus could make them win
     lm_boost_logp: float | None = DEFAULT_BOOST_LOGP  # BOOST class log-prob (nats) for listed
     # words the LM does not know; None scores them as unknown words (unknown-word penalty)
+    # --- phonetic techniques (used when phone posteriors are passed; see .phonetic)
+    phone_weight: float = 1.0  # lambda: rescoring score = beam score + lambda * phone score
+    lookup_margin: float = 2.0  # nats a phone-spotted entity must explain its span better by
+    verify_margin: float = 3.0  # a boosted entity whose phones fall further below the phone
+    # head's best path than this many nats per phone gives way to the unbiased words
+    rescore_n_best: int = 4  # beam-search hypotheses verified, looked up and rescored
+    spot_bonus: float = 1.0  # spotters: nats of cost forgiven per matched unit
+    spot_max_cost: float = 4.0  # spotters: a token's cost allowance beyond its bonus
+    spot_blank_gate: float = 0.8  # spotters: no word starts where P(blank) is higher
+    phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
+    phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
+    oov_penalty: float = 2.0  # rescoring: nats per word outside the lexicon and the list
 
     def __post_init__(self) -> None:
         for name in ("weight", "unit_bonus", "adaptive_scale", "max_adaptive",
-                     "completion_bonus", "force_window"):
+                     "completion_bonus", "force_window", "phone_weight", "lookup_margin",
+                     "verify_margin", "spot_bonus", "spot_max_cost", "phone_floor",
+                     "phone_deletion", "oov_penalty"):
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value <= MAX_BONUS:
                 raise ValueError(f"{name} must be a number from 0 to {MAX_BONUS:g}, got "
                                  f"{value!r}")
-        for name in ("full_bonus_chars", "g2g_variants"):
+        for name in ("full_bonus_chars", "g2g_variants", "rescore_n_best"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not (_is_real(self.spot_blank_gate) and 0 < self.spot_blank_gate <= 1):
+            raise ValueError(f"spot_blank_gate must be a probability in (0, 1], got "
+                             f"{self.spot_blank_gate!r}")
         if self.lm_boost_logp is not None and not (
                 _is_real(self.lm_boost_logp) and -MAX_BONUS <= self.lm_boost_logp <= 0):
             raise ValueError(f"lm_boost_logp must be a log-probability from -{MAX_BONUS:g} to "
@@ -111,7 +132,10 @@ class Hypothesis:
     words: list[tuple[str, tuple[int, int]]]  # (word, (start_frame, end_frame)), end exclusive
     entities: list[EntityMatch]  # listed entities in the text, in order
     logit_score: float  # acoustic log score of the path
-    score: float  # ranking score: acoustic + LM + biasing bonuses
+    score: float  # ranking score: acoustic + LM + biasing bonuses (+ phone_weight *
+    # phone_score when the phonetic techniques ran)
+    phone_score: float | None = None  # CTC log-likelihood of the hypothesis' pronunciation
+    # on the phone posteriors, relative to their best path; None without phone posteriors
 
 
 class BiasedBeamSearchDecoder:
@@ -126,6 +150,10 @@ class BiasedBeamSearchDecoder:
             path, a :class:`~biasing.tokenizer.Tokenizer`); default: from the labels.
         entities: the default entity list of every call.
         options: biasing strength.
+        phone_labels: labels of a phone CTC head (stressless ARPAbet phones, ``""`` the
+            blank) whose posteriors ``decode(..., phones=...)`` may pass: then the phonetic
+            techniques run (:mod:`.phonetic`).
+        lexicon: user pronunciations for them (``biasing.lexicon.Lexicon``).
     """
 
     # The language model (not picklable) lives in a class-level container, as in
@@ -138,7 +166,8 @@ class BiasedBeamSearchDecoder:
 
     def __init__(self, alphabet: Any, language_model: ScoringModel | None = None, *,
                  tokenizer: Any = None, entities: EntityInput | None = None,
-                 options: BiasingOptions = BiasingOptions()) -> None:
+                 options: BiasingOptions = BiasingOptions(),
+                 phone_labels: Sequence[str] | None = None, lexicon: Any = None) -> None:
         if not isinstance(alphabet, Alphabet):
             alphabet = Alphabet(tuple(alphabet.labels), bool(alphabet.is_bpe))
         self._alphabet = alphabet
@@ -147,6 +176,8 @@ class BiasedBeamSearchDecoder:
         self._options = options
         self._model_key = os.urandom(16)
         BiasedBeamSearchDecoder.model_container[self._model_key] = language_model
+        self._phone_set = None if phone_labels is None else PhoneSet(phone_labels, lexicon)
+        self._unit_tries: OrderedDict[str, UnitTrie] = OrderedDict()
         self._entities = EntityList() if entities is None else as_entity_list(entities)
         if self._entities:
             self.compile(self._entities)  # fail early on unrepresentable entities
@@ -174,6 +205,11 @@ class BiasedBeamSearchDecoder:
     @property
     def options(self) -> BiasingOptions:
         return self._options
+
+    @property
+    def phone_labels(self) -> list[str] | None:
+        """Labels of the phone posteriors ``phones=`` takes (None: no phonetic techniques)."""
+        return None if self._phone_set is None else list(self._phone_set.labels)
 
     @property
     def _language_model(self) -> ScoringModel | None:
@@ -261,16 +297,21 @@ class BiasedBeamSearchDecoder:
                      hotwords: Iterable[str] | None = None,
                      hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
                      lm_start_state: Any = None, *,
-                     entities: EntityInput | None = None) -> list[OutputBeam]:
+                     entities: EntityInput | None = None,
+                     phones: Any = None) -> list[OutputBeam]:
         """Decode (frames, labels) ``logits`` (see the module docs for accepted inputs).
 
         ``entities`` (an EntityList or strings) replaces the decoder's own list for this
-        call; ``[]`` decodes with none. Returns pyctcdecode's output beams
-        ``(text, lm_state, word_frames, logit_score, combined_score)``, best first.
+        call; ``[]`` decodes with none. ``phones``: (frames, phone labels) log-probabilities
+        of a phone head on the same frames (give ``phone_labels`` when building): with a
+        list, the phonetic techniques verify, look up and rescore the best
+        ``rescore_n_best`` beams, which come first (the others follow unchanged). Returns
+        pyctcdecode's output beams ``(text, lm_state, word_frames, logit_score,
+        combined_score)``, best first.
         """
         return [(h.text, state, h.words, h.logit_score, h.score) for h, state in self._search(
             logits, entities, beam_width, beam_prune_logp, token_min_logp, prune_history,
-            hotwords, hotword_weight, lm_start_state)]
+            hotwords, hotword_weight, lm_start_state, phones=phones)]
 
     def decode_hypotheses(self, logits: Any, beam_width: int = DEFAULT_BEAM_WIDTH,
                           beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
@@ -279,22 +320,78 @@ class BiasedBeamSearchDecoder:
                           hotwords: Iterable[str] | None = None,
                           hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
                           lm_start_state: Any = None, *,
-                          entities: EntityInput | None = None) -> list[Hypothesis]:
-        """Like :meth:`decode_beams`, as :class:`Hypothesis` records with entity matches."""
+                          entities: EntityInput | None = None,
+                          phones: Any = None) -> list[Hypothesis]:
+        """Like :meth:`decode_beams`, as :class:`Hypothesis` records with entity matches
+        (each saying which technique placed it)."""
         return [h for h, _ in self._search(logits, entities, beam_width, beam_prune_logp,
                                            token_min_logp, prune_history, hotwords,
-                                           hotword_weight, lm_start_state)]
+                                           hotword_weight, lm_start_state, phones=phones)]
 
     def decode(self, logits: Any, beam_width: int = DEFAULT_BEAM_WIDTH,
                beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
                token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
                hotwords: Iterable[str] | None = None,
                hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
-               lm_start_state: Any = None, *, entities: EntityInput | None = None) -> str:
+               lm_start_state: Any = None, *, entities: EntityInput | None = None,
+               phones: Any = None) -> str:
         """The best transcript of ``logits`` (see :meth:`decode_beams`)."""
         best, _ = self._search(logits, entities, beam_width, beam_prune_logp, token_min_logp,
-                               True, hotwords, hotword_weight, lm_start_state, n_best=1)[0]
+                               True, hotwords, hotword_weight, lm_start_state, n_best=1,
+                               phones=phones)[0]
         return best.text
+
+    def spot(self, logits: Any, entities: EntityInput | None = None) -> Hypothesis:
+        """Greedy decoding plus unit spotting, the approach of NeMo's CTC word spotter: no
+        beam search; the list's spellings in the model's own units are spotted on the same
+        posteriors (:mod:`.spotting`) and a spotted entity replaces the greedy words over
+        its frames when its score plus ``spot_bonus`` per unit beats theirs by
+        ``lookup_margin``. Works with any CTC model. Entities the greedy words already
+        spell are respelled as listed."""
+        logprobs = self._checked_logprobs(logits)
+        entity_list = self._entities if entities is None else as_entity_list(entities)
+        words = greedy_words(logprobs, self._labels, self._alphabet.is_bpe)
+        logit_score = float(logprobs.max(axis=1).sum()) if len(logprobs) else 0.0
+        if not entity_list or self._options.weight == 0:
+            return Hypothesis(" ".join(w for w, _ in words), words, [], logit_score,
+                              logit_score)
+        compiled = self.compile(entity_list)
+        words, matches = respell(words, compiled.spelling, compiled.max_words)
+        matches = [replace(m, technique="greedy") for m in matches]
+        opts = self._options
+        spots = spot(logprobs, self._alphabet.blank, self._unit_trie(compiled),
+                     SpotOptions(opts.spot_bonus, opts.spot_max_cost, opts.spot_blank_gate))
+        rel = logprobs - logprobs.max(axis=1, keepdims=True)
+        blank = self._alphabet.blank
+
+        def gain(found: Any, covered: Sequence[str], start: int, end: int) -> float:
+            from .ctc_score import ctc_viterbi
+
+            # the greedy words are the frame-wise best path: relative score 0
+            score = ctc_viterbi(rel[start:end], found.units, blank)[0]
+            return score + opts.spot_bonus * len(found.units)
+
+        texts = [e.text for e in compiled.entities]
+
+        def already(found: Any, first: int, last: int) -> bool:
+            return any(m.first_word <= first and last - 1 <= m.last_word for m in matches)
+
+        placements = place_spots(words, spots[:200], gain, opts.lookup_margin, skip=already)
+        words, matches = apply_placements(words, matches, placements, texts, "spot")
+        return Hypothesis(" ".join(w for w, _ in words), words, matches, logit_score,
+                          logit_score)
+
+    def _unit_trie(self, compiled: CompiledEntities) -> UnitTrie:
+        key = f"{compiled.entities.key}:{self._options.g2g_variants}"
+        trie = self._unit_tries.get(key)
+        if trie is None:
+            trie = UnitTrie((i, u) for i, u in compiled.units if u)
+            self._unit_tries[key] = trie
+            if len(self._unit_tries) > _COMPILED_CACHE_SIZE:
+                self._unit_tries.popitem(last=False)
+        else:
+            self._unit_tries.move_to_end(key)
+        return trie
 
     def decode_batch(self, pool: Pool | None, logits_list: Sequence[Any],
                      beam_width: int = DEFAULT_BEAM_WIDTH,
@@ -434,9 +531,12 @@ class BiasedBeamSearchDecoder:
     def _search(self, logits: Any, entities: EntityInput | None, beam_width: int,
                 beam_prune_logp: float, token_min_logp: float, prune_history: bool,
                 hotwords: Iterable[str] | None, hotword_weight: float, lm_start_state: Any,
-                n_best: int | None = None) -> list[tuple[Hypothesis, Any]]:
-        """Validate, decode (biased or not), and respell the ``n_best`` best beams."""
+                n_best: int | None = None, phones: Any = None,
+                ) -> list[tuple[Hypothesis, Any]]:
+        """Validate, decode (biased or not), and respell the ``n_best`` best beams; with
+        phone posteriors and a list, run the phonetic techniques on them."""
         logprobs = self._checked_logprobs(logits)
+        phone_logprobs = None if phones is None else self._checked_phones(phones, logprobs)
         if not isinstance(beam_width, (int, np.integer)) or isinstance(beam_width, bool) \
                 or beam_width < 1:
             raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
@@ -457,8 +557,64 @@ class BiasedBeamSearchDecoder:
                               opts.force_window if bias is not None else 0.0)
         results = search(logprobs, self._labels, self._alphabet.is_bpe, params,
                          language_model, hotword_scorer, bias, lm_start_state)
+        if phone_logprobs is not None and compiled is not None and self._phone_set is not None:
+            return self._phonetic(results, compiled, entity_list, logprobs, phone_logprobs,
+                                  n_best)
         return [(self._hypothesis(result, compiled), result.lm_state)
                 for result in results[:n_best]]
+
+    def _phonetic(self, results: list[SearchResult], compiled: CompiledEntities,
+                  entity_list: EntityList, logprobs: np.ndarray, phones: np.ndarray,
+                  n_best: int | None) -> list[tuple[Hypothesis, Any]]:
+        """Verify, look up and rescore the best beams with the phone posteriors."""
+        assert self._phone_set is not None
+        opts = self._options
+        params = PhoneticParams(opts.phone_weight, opts.lookup_margin, opts.verify_margin,
+                                max(1, opts.rescore_n_best),
+                                SpotOptions(opts.spot_bonus, opts.spot_max_cost,
+                                            opts.spot_blank_gate, floor=opts.phone_floor),
+                                deletion=opts.phone_deletion, oov_penalty=opts.oov_penalty)
+        prons = self._phone_set.compile(entity_list)
+        head = [self._hypothesis(r, compiled) for r in results[:params.n_best]]
+        ranked = phonetic_rescore(
+            [(h.words, h.entities, h.logit_score, h.score) for h in head],
+            PhoneEvidence(phones, self._phone_set, opts.phone_floor, opts.phone_deletion),
+            prons,
+            [e.text for e in entity_list],
+            greedy_words(logprobs, self._labels, self._alphabet.is_bpe), params)
+        out = [(Hypothesis(" ".join(w for w, _ in c.words), c.words, c.entities,
+                           c.logit_score, total, phone), results[c.origin].lm_state)
+               for c, phone, total in ranked]
+        if n_best is None or n_best > len(out):
+            rest = results[params.n_best:None if n_best is None else params.n_best + n_best]
+            out.extend((self._hypothesis(r, compiled), r.lm_state) for r in rest)
+        return out[:n_best]
+
+    def _checked_phones(self, phones: Any, logprobs: np.ndarray) -> np.ndarray:
+        """Phone posteriors as log-probabilities on the output's frames (one frame more or
+        less is padded or cut)."""
+        if self._phone_set is None:
+            raise ValueError("phone posteriors were given but the decoder has no phone "
+                             "labels: build it with phone_labels=... (the phone head's labels)")
+        if hasattr(phones, "detach"):
+            phones = phones.detach().cpu().numpy()
+        phones = np.asarray(phones)
+        classes = len(self._phone_set.labels)
+        if phones.ndim != 2 or phones.shape[1] != classes or \
+                abs(len(phones) - len(logprobs)) > 1:
+            raise ValueError(f"phone posteriors have shape {phones.shape}, but need "
+                             f"({len(logprobs)} +- 1 frames, {classes} phone labels) for "
+                             f"output log-probabilities of shape {logprobs.shape}")
+        if not np.issubdtype(phones.dtype, np.number) or np.isnan(phones).any() \
+                or np.isposinf(phones).any():
+            raise ValueError(f"phone posteriors of shape {phones.shape} contain NaN, +inf "
+                             "or non-numbers")
+        if len(phones) == 0:
+            return phones.astype(np.float64)
+        phones = to_logprobs(phones.astype(np.float64))
+        if len(phones) < len(logprobs):
+            phones = np.concatenate([phones, phones[-1:]])
+        return phones[:len(logprobs)]
 
     @staticmethod
     def _hypothesis(result: SearchResult, compiled: CompiledEntities | None) -> Hypothesis:

@@ -16,6 +16,10 @@ class EntityMatch:
     last_word: int  # index of its last word (inclusive)
     start_frame: int  # first frame of the entity
     end_frame: int  # frame after its last unit
+    technique: str = "boost"  # what placed it: "boost" (the beam search), "lookup" (phone
+    # spotting), "spot" (unit spotting)
+    phone_score: float | None = None  # its phones' CTC log score over its frames relative
+    # to the phone head's best path (0 = the best); None when not checked
 
 
 def respell(words: list[WordFrames], spelling: dict[tuple[str, ...], str], max_words: int,

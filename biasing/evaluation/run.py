@@ -19,7 +19,7 @@ from ..metrics import UtteranceScore, aggregate, score_utterance
 from ..models import AcousticModel, ModelOutput
 from .cache import OutputCache
 from .lists import mean_size
-from .techniques import KENLM, EvalContext, Technique
+from .techniques import EvalContext, Technique
 
 __all__ = ["EvalRun", "TechniqueResult", "TechniqueRun", "UtteranceResult", "model_output",
            "run_eval"]
@@ -90,7 +90,7 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
     if absent:
         raise ValueError(f"{len(absent)} utterance(s) have no entity list, e.g. {absent[0]!r}")
     decoders = {t.name: t.build(context) for t in techniques}
-    heads = sorted({need for t in techniques for need in t.needs if need != KENLM})
+    heads = sorted({head for t in techniques for head in t.heads(context)})
     outputs: dict[str, ModelOutput] = {}
     audio_s = forward_s = 0.0
     for n, utt in enumerate(dataset, 1):

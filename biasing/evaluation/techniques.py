@@ -28,6 +28,7 @@ __all__ = ["TECHNIQUES", "DecodeFn", "EvalContext", "Technique", "parse_techniqu
 DecodeFn = Callable[[ModelOutput, EntityList], str]
 
 KENLM = "kenlm"  # a need: the technique scores with a language model (--kenlm)
+PHONES = "phones"  # the phone head the phonetic techniques read
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,16 @@ class Technique:
     needs: frozenset[str] = frozenset()  # KENLM and/or names of model heads ("phones")
     uses_list: bool = True  # False: decodes without the list (the "none" baseline)
     factory: Callable[[EvalContext], DecodeFn] | None = None  # custom code, if any
+    phonetic: bool | None = False  # run the phonetic techniques on the phone head: True
+    # (then PHONES is among ``needs``), None: when the model has one
+    spot: bool = False  # greedy decoding + unit spotting instead of the beam search
+
+    def heads(self, context: EvalContext) -> list[str]:
+        """The model heads this technique reads in ``context``."""
+        heads = {need for need in self.needs if need != KENLM}
+        if self.phonetic is None and PHONES in context.head_labels:
+            heads.add(PHONES)
+        return sorted(heads)
 
     def options(self, context: EvalContext) -> dict[str, Any]:
         """The decoder options this technique decodes with in ``context``."""
@@ -79,11 +90,17 @@ class Technique:
             raise ValueError(f"technique {self.name!r} needs {' and '.join(missing)}")
         if self.factory is not None:
             return self.factory(context)
-        decoder = _decoder(context, self.options(context))
+        phonetic = PHONES in self.heads(context) and self.phonetic is not False
+        decoder = _decoder(context, self.options(context), phonetic)
         beam_width = context.beam_width
         if not self.uses_list:
             return lambda output, entities: decoder.decode(output.logprobs, beam_width,
                                                            entities=[])
+        if self.spot:
+            return lambda output, entities: decoder.spot(output.logprobs, entities).text
+        if phonetic:
+            return lambda output, entities: decoder.decode(
+                output.logprobs, beam_width, entities=entities, phones=output.heads[PHONES])
         return lambda output, entities: decoder.decode(output.logprobs, beam_width,
                                                        entities=entities)
 
@@ -108,11 +125,13 @@ def parse_techniques(names: str) -> list[Technique]:
     return [TECHNIQUES[n] for n in dict.fromkeys(chosen)]
 
 
-def _decoder(context: EvalContext, options: Mapping[str, Any]) -> Any:
+def _decoder(context: EvalContext, options: Mapping[str, Any], phonetic: bool = False) -> Any:
     from ..decoders import build_biased_decoder
 
-    return build_biased_decoder(context.labels, kenlm_model_path=context.kenlm_model_path,
-                                tokenizer=context.tokenizer, **options)
+    return build_biased_decoder(
+        context.labels, kenlm_model_path=context.kenlm_model_path,
+        tokenizer=context.tokenizer,
+        phone_labels=context.head_labels[PHONES] if phonetic else None, **options)
 
 
 def _hotwords(context: EvalContext) -> DecodeFn:
@@ -155,8 +174,15 @@ _BUILT_IN: Sequence[Technique] = (
     Technique("g2g", "subword boosting plus sound-alike spellings of every entity "
                      "(G2G; k from --set g2g_variants=K, default 3)",
               defaults={"g2g_variants": 3}, fixed={"lm_boost_logp": None}),
-    Technique("all", "every decoder technique together (subword, G2G, LM BOOST class)",
-              defaults={"g2g_variants": 3}),
+    Technique("phonetic", "subword boosting, then phone-spotting lookup, verification and "
+                          "n-best rescoring on the phone head",
+              fixed={"lm_boost_logp": None, "g2g_variants": 0}, phonetic=True,
+              needs=frozenset({PHONES})),
+    Technique("spot", "greedy decoding plus unit spotting of the list (NeMo CTC-WS style; "
+                      "no beam search)", spot=True),
+    Technique("all", "every decoder technique together (subword, G2G, LM BOOST class, and "
+                     "the phonetic ones when the model has a phone head)",
+              defaults={"g2g_variants": 3}, phonetic=None),
 )
 for _technique in _BUILT_IN:
     register_technique(_technique)

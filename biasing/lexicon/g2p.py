@@ -84,6 +84,16 @@ def pronounce_batch(words: Sequence[str]) -> list[list[Phones]]:
     return _engine().pronounce(folded)
 
 
+def in_dictionary(word: str) -> bool:
+    """Whether CMUdict has ``word`` (case-folded, with or without its apostrophes)."""
+    try:
+        folded = normalize_word(word)
+    except ValueError:
+        return False
+    cmu = _engine()._cmu
+    return folded in cmu or folded.replace("'", "") in cmu
+
+
 def g2p_version() -> str:
     """Identifies the dictionary and model versions (for cache keys)."""
     return f"cmudict={package_version('cmudict')};g2p_en={package_version('g2p_en')}"

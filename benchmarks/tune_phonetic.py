@@ -1,0 +1,137 @@
+"""Choose the phonetic techniques' defaults on the tuning split (never on a reported set).
+
+The tuning split is `recipes.earnings21_tune` (Earnings-21 sentences outside the dev
+selection, none of its entities in the dev set, read by four voices that neither the dev
+benchmark nor the held-out voices use). Each utterance is decoded with its own entities
+plus distractors up to ``--list-size`` (as ``ctc-biasing eval`` does); general speech is
+speechocean762 *train* (``--general`` utterances, each with a list of 1,000 distractors),
+where any listed name that appears is a false alarm. Prints one table row per setting:
+entity P/R/F1 and WER on the tuning split, WER on general speech and its change against
+no list.
+
+    python -m recipes.earnings21_tune.select            # once: the split's text
+    ctc-biasing make-testset ...                        # once: its audio (see that README)
+    python benchmarks/tune_phonetic.py --grid margins   # the table
+
+The bundled model; model outputs are cached like `ctc-biasing eval`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from biasing.datasets import load_dataset, read_entities_per_utt
+from biasing.entities import EntityList
+from biasing.evaluation import EvalContext, OutputCache, default_cache_dir, run_eval
+from biasing.evaluation.lists import with_distractors
+from biasing.evaluation.techniques import TECHNIQUES, Technique
+from biasing.models import load_model, set_threads
+from biasing.paths import cache_root, shared_root
+
+DISTRACTORS = shared_root() / "data" / "earnings21" / "bias_lists" / "distractor_list.txt"
+SPEECHOCEAN = shared_root() / "data" / "speechocean762"
+
+GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
+    # the rule's margins and the rescoring weight
+    "margins": {"lookup_margin": (1.0, 2.0, 4.0, 6.0), "verify_margin": (2.0, 6.0, 1000.0),
+                "phone_weight": (0.5, 1.0)},
+    # the phone spotter's thresholds
+    "spotter": {"spot_bonus": (0.5, 1.0, 1.5), "spot_max_cost": (2.0, 4.0, 8.0)},
+    # bolder subword boosting under the verifier
+    "boost": {"unit_bonus": (0.3, 0.5, 0.8), "completion_bonus": (2.0, 4.0),
+              "max_adaptive": (2.0, 3.0)},
+    # unit spotting (technique "spot")
+    "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "lookup_margin": (0.0, 2.0, 4.0)},
+}
+
+
+def _grid(name: str, fixed: dict[str, Any]) -> list[dict[str, Any]]:
+    axes = GRIDS[name]
+    return [{**fixed, **dict(zip(axes, values))} for values in itertools.product(*axes.values())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=cache_root() / "earnings21_tune")
+    parser.add_argument("--list-size", type=int, default=100)
+    parser.add_argument("--general", type=int, default=200,
+                        help="speechocean762 train utterances for the false-alarm check")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="margins")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="fixed options for every setting of the grid")
+    parser.add_argument("--beam-width", type=int, default=100)
+    parser.add_argument("--limit", type=int, help="only the first N tuning utterances")
+    args = parser.parse_args()
+    if not (args.dataset / "asr_test.tsv").is_file():
+        sys.exit(f"skipped: no tuning split at {args.dataset} (see recipes/earnings21_tune)")
+    from biasing.cli import decoder_options
+
+    fixed = decoder_options(args.set)
+    set_threads(None)
+    model = load_model("default")
+    context = EvalContext(labels=model.labels, kenlm_model_path=None,
+                          tokenizer=getattr(model, "tokenizer_path", None),
+                          beam_width=args.beam_width, options={},
+                          head_labels=getattr(model, "head_labels", {}))
+    cache = OutputCache.for_model(default_cache_dir(), model)
+    base = TECHNIQUES["spot" if args.grid == "unit" else "phonetic"]
+    settings = _grid(args.grid, fixed)
+    variants = [Technique(f"{base.name}#{n}", base.description,
+                          defaults={**base.defaults, **s}, fixed=base.fixed, needs=base.needs,
+                          phonetic=base.phonetic, spot=base.spot)
+                for n, s in enumerate(settings)]
+    techniques = [TECHNIQUES["none"], TECHNIQUES["subword"], *variants]
+
+    tune = load_dataset(args.dataset, "test")[:args.limit]
+    own = read_entities_per_utt(args.dataset / "entities_per_utt.tsv")
+    pool = [line for line in DISTRACTORS.read_text(encoding="utf-8").splitlines() if line]
+    rng = random.Random(0)
+    lists = {u.id: EntityList(with_distractors(own.get(u.id, []), pool, args.list_size, rng),
+                              on_unrepresentable="skip") for u in tune}
+    general_runs = None
+    if args.general and SPEECHOCEAN.is_dir():
+        train = load_dataset(SPEECHOCEAN, "train")
+        general = random.Random(1).sample(train, min(args.general, len(train)))
+        big = {u.id: EntityList(random.Random(2).sample(pool, 1000),
+                                on_unrepresentable="skip") for u in general}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            general_runs = run_eval(general, big, model, techniques, context, cache)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = run_eval(tune, lists, model, techniques, context, cache)
+    print(f"tuning split {args.dataset}: {runs.n_utterances} utterances, lists of "
+          f"{args.list_size}; general: {0 if general_runs is None else general_runs.n_utterances}"
+          f" speechocean762 train utterances with 1,000 distractors ({time.perf_counter() - started:.0f} s)\n")
+    keys = sorted({k for s in settings for k in s})
+    print("| technique | " + " | ".join(keys) + " | P | R | F1 | WER | general WER | "
+          "general FA | RTF |")
+    print("|---" * (len(keys) + 8) + "|")
+    general_by = {} if general_runs is None else {t.technique.name: t for t in general_runs.techniques}
+    for run in runs.techniques:
+        r = run.result
+        values = [str(run.technique.defaults.get(k, "")) if "#" in run.technique.name else ""
+                  for k in keys]
+        g = general_by.get(run.technique.name)
+        g_wer = "" if g is None else f"{100 * g.result.wer:.2f}"
+        g_fa = "" if g is None else str(sum(u.score.entity_fp for u in g.utterances))
+        print(f"| {run.technique.name} | " + " | ".join(values) +
+              f" | {_pct(r.entity_precision)} | {_pct(r.entity_recall)} | "
+              f"{_pct(r.entity_f1)} | {100 * r.wer:.2f} | {g_wer} | {g_fa} | {r.rtf:.3f} |",
+              flush=True)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+"""The phonetic techniques: the phone head as an independent witness of what was said.
+
+Given the beam search's n-best (words with frames) and a phone posteriorgram on the same
+frames, :func:`phonetic_rescore`
+
+1. **verifies** every entity the boosting put in one of the n-best: over its frames (a
+   forced alignment on the phone head), the entity's pronunciation may fall below the
+   head's own best path by at most ``verify_margin`` nats per phone, else it gives way to
+   the words the model says there unbiased (the greedy words);
+2. **looks up**, in the best hypothesis, listed pronunciations by spotting them in the
+   phone posteriors
+   (:mod:`.spotting`) and places a spotted entity over the words it covers when it explains
+   their frames better by more than ``lookup_margin`` (:mod:`.lookup`); spans may cross
+   word boundaries ("amles ran to glue" -> "Anneliese Vanderkloot");
+3. **rescores** the n-best and the variants that 1 and 2 made with ``beam score +
+   phone_weight * phone score``, where the phone score is the CTC log-likelihood of the
+   hypothesis' pronunciation relative to the phone head's best path, over the frames
+   where the candidates differ (elsewhere they say the same words). All candidates are
+   scored on the same frames, so no length normalisation is needed.
+
+Span comparisons use the best Viterbi alignment of each side's best pronunciation
+(entities: every pronunciation the lexicon gives; words: up to 8 combinations of their
+alternatives).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..lexicon.confusion import soft_posteriors
+from .ctc_score import align_words, ctc_best_score, ctc_log_likelihood
+from .lookup import apply_placements, covered_words, place_spots
+from .pronunciations import ListPronunciations, PhoneSet, PhoneUnits
+from .respell import EntityMatch, WordFrames
+from .spotting import Spot, SpotOptions, spot
+
+__all__ = ["PhoneEvidence", "PhoneticParams", "phonetic_rescore"]
+
+_MAX_COMBINATIONS = 8
+_MAX_SPOTS = 200  # candidates compared per hypothesis, best spotted first
+_PAD = 3  # frames added on both sides of a rescored region
+
+
+@dataclass(frozen=True)
+class PhoneticParams:
+    """The phonetic techniques' settings (from :class:`~.decoder.BiasingOptions`)."""
+
+    phone_weight: float  # lambda of the rescoring
+    lookup_margin: float  # nats a spotted entity must explain its span better by
+    verify_margin: float  # nats per phone a boosted entity may fall below the best path
+    n_best: int  # beam-search hypotheses rescored
+    spot: SpotOptions  # the phone spotter's thresholds
+    deletion: float | None = None  # nats per pronunciation phone the audio may lack
+    oov_penalty: float = 0.0  # nats per rescored word outside the lexicon and the list
+    lookup: bool = True  # place spotted entities (False: verify and rescore only)
+
+
+class PhoneEvidence:
+    """One utterance's phone posteriorgram, with cached span scores.
+
+    Args:
+        phones: (frames, phone labels) log-probabilities of the phone head.
+        phone_set: the head's labels and pronunciations.
+        floor: if given, no frame costs a pronunciation more than this (nats) relative to
+            the best phone there.
+        deletion: if given, span comparisons may leave out inner pronunciation phones at
+            this cost each (see :func:`~.ctc_score.ctc_best_score`).
+        soft: hear each phone as a similar one at a cost
+            (:func:`~biasing.lexicon.confusion.soft_posteriors`).
+    """
+
+    def __init__(self, phones: np.ndarray, phone_set: PhoneSet, floor: float | None = None,
+                 deletion: float | None = None, soft: bool = True) -> None:
+        logprobs = np.asarray(phones, dtype=np.float64)
+        top = logprobs.max(axis=1, keepdims=True)
+        rel = logprobs - top
+        if soft:
+            rel = soft_posteriors(rel, phone_set.confusion)
+        if floor is not None:
+            rel = np.maximum(rel, -floor)
+        self.rel = rel  # what every score reads: 0 = the frame's best phone
+        self.logprobs = rel + top  # the same, absolute (the spotter's blank gate reads it)
+        self.deletion = deletion
+        self.phone_set = phone_set
+        self.blank = phone_set.blank
+        self._spans: dict[tuple[PhoneUnits, int, int], float] = {}
+        self._whole: dict[tuple[PhoneUnits, int, int], float] = {}
+        self._aligned: dict[tuple[WordFrames, ...], list[WordFrames]] = {}
+
+    def units_score(self, units: PhoneUnits, start: int, end: int) -> float:
+        """Viterbi log score of ``units`` over frames ``[start, end)``, relative to the
+        best path there (0 = the frame-wise best phones)."""
+        key = (units, start, end)
+        found = self._spans.get(key)
+        if found is None:
+            found = ctc_best_score(self.rel[start:end], units, self.blank, self.deletion)
+            self._spans[key] = found
+        return found
+
+    def best_score(self, alternatives: Sequence[PhoneUnits], start: int, end: int,
+                   ) -> tuple[float, PhoneUnits | None]:
+        """The best of several pronunciations over ``[start, end)``: (score, which)."""
+        best, which = -np.inf, None
+        for units in alternatives:
+            score = self.units_score(units, start, end)
+            if score > best:
+                best, which = score, units
+        return best, which
+
+    def words_score(self, words: Sequence[str], start: int, end: int) -> float:
+        """The words' best pronunciation (up to 8 combinations) over ``[start, end)``; a
+        word without a pronunciation adds no phones."""
+        per_word = [alts or [()] for alts in self.phone_set.words(list(words))]
+        combos = itertools.islice(itertools.product(*per_word), _MAX_COMBINATIONS)
+        return self.best_score([tuple(u for part in c for u in part) for c in combos],
+                               start, end)[0]
+
+    def on_phones(self, words: Sequence[WordFrames]) -> list[WordFrames]:
+        """The words with their frames on the phone posteriors: a Viterbi forced alignment
+        of their first pronunciations (the output units' frames when it fails, e.g. more
+        phones than frames). The heads of one model may place a sound a few frames apart."""
+        key = tuple(words)
+        found = self._aligned.get(key)
+        if found is None:
+            per_word = self.phone_set.words([w for w, _ in words])
+            units = [alts[0] if alts else () for alts in per_word]
+            score, spans = align_words(self.rel, units, self.blank)
+            found = list(words) if score == -np.inf else \
+                [(w, span) for (w, _), span in zip(words, spans)]
+            self._aligned[key] = found
+        return found
+
+    def likelihood(self, units: PhoneUnits, start: int, end: int) -> float:
+        """CTC log-likelihood of ``units`` over frames ``[start, end)``, relative to the
+        best path there."""
+        key = (units, start, end)
+        found = self._whole.get(key)
+        if found is None:
+            found = ctc_log_likelihood(self.rel[start:end], units, self.blank)
+            self._whole[key] = found
+        return found
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A hypothesis as the rescoring sees it."""
+
+    words: list[WordFrames]
+    entities: list[EntityMatch]
+    logit_score: float
+    beam_score: float  # the beam search's ranking score (of the hypothesis it came from)
+    origin: int  # index of that hypothesis in the n-best
+    phone_units: tuple[PhoneUnits | None, ...]  # per word: a chosen pronunciation, or None
+
+
+def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], float, float]],
+                     evidence: PhoneEvidence, prons: ListPronunciations,
+                     texts: Sequence[str], plain: Sequence[WordFrames],
+                     params: PhoneticParams) -> list[tuple[Candidate, float, float]]:
+    """Verify, look up and rescore (see the module docs).
+
+    Args:
+        nbest: the beam search's best hypotheses as ``(words, entity matches, logit score,
+            beam score)``, best first.
+        evidence: the utterance's phone posteriorgram.
+        prons: the entity list's pronunciations.
+        texts: the entities' texts, by index (as listed).
+        plain: the unbiased greedy words of the output units, with frames.
+        params: settings.
+
+    Returns:
+        ``(candidate, phone score, total score)`` best first, distinct texts only.
+    """
+    spots: list[Spot] = []
+    if params.lookup:
+        spots = spot(evidence.logprobs, evidence.blank, prons.trie, params.spot)[:_MAX_SPOTS]
+    candidates: list[Candidate] = []
+    seen: set[str] = set()
+    for origin, (words, matches, logit, beam) in enumerate(nbest[:params.n_best]):
+        base = Candidate(list(words), list(matches), logit, beam, origin,
+                         tuple(None for _ in words))
+        found = spots if origin == 0 else []  # lookup on the best hypothesis only
+        for candidate in _variants(base, evidence, prons, texts, plain, found, params):
+            text = " ".join(w for w, _ in candidate.words)
+            if text not in seen:
+                seen.add(text)
+                candidates.append(candidate)
+    listed = {w.casefold() for text in texts for w in text.split()}
+    scores = _region_scores(candidates, evidence, listed, params.oov_penalty,
+                            params.spot.unit_bonus)
+    out = [(c, phone, c.beam_score + params.phone_weight * phone)
+           for c, phone in zip(candidates, scores)]
+    out.sort(key=lambda item: -item[2])
+    return out
+
+
+def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
+                   listed: set[str], oov_penalty: float, unit_bonus: float) -> list[float]:
+    """Each candidate's phone score over the frames where the candidates differ: the words
+    between their common prefix and suffix, plus one shared word on each side (which
+    absorbs the few frames by which the phone head and the output units may disagree).
+    Outside that region every candidate says the same words, so the scores compare as
+    whole-utterance scores would. Each region word that is neither in the lexicon nor a
+    listed entity's word costs ``oov_penalty``: its guessed pronunciation was written from
+    the same audio, so it would otherwise fit too well. An entity the lookup placed earns
+    ``unit_bonus`` per phone, as in the lookup's own comparison (a boosted one earned its
+    bonus in the beam score)."""
+    if len(candidates) == 1:
+        return [0.0]
+    texts = [[w for w, _ in c.words] for c in candidates]
+    shortest = min(len(t) for t in texts)
+    prefix = 0
+    while prefix < shortest and all(t[prefix] == texts[0][prefix] for t in texts):
+        prefix += 1
+    suffix = 0
+    while suffix < shortest - prefix and all(t[-1 - suffix] == texts[0][-1 - suffix]
+                                             for t in texts):
+        suffix += 1
+    first = candidates[0].words
+    lo = max(0, prefix - 1)
+    start = first[lo][1][0] if prefix > 0 else 0
+    frames = len(evidence.rel)
+    end = first[len(first) - suffix][1][1] if suffix > 0 else frames
+    start, end = max(0, start - _PAD), min(frames, end + _PAD)
+    out = []
+    for candidate, words in zip(candidates, texts):
+        hi = len(words) - suffix + (1 if suffix > 0 else 0)
+        units = _units(candidate, evidence, lo, hi)
+        unknown = sum(1 for w in words[lo:hi]
+                      if w.casefold() not in listed and not evidence.phone_set.known(w))
+        credit = sum(unit_bonus * len(candidate.phone_units[m.first_word] or ())
+                     for m in candidate.entities
+                     if m.technique == "lookup" and lo <= m.first_word < hi)
+        out.append(evidence.likelihood(units, start, end) - oov_penalty * unknown + credit)
+    return out
+
+
+def _variants(base: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
+              texts: Sequence[str], plain: Sequence[WordFrames], spots: Sequence[Spot],
+              params: PhoneticParams) -> list[Candidate]:
+    """The verified hypothesis and, if the lookup changes it, its looked-up version."""
+    verified = _verify(base, evidence, prons, texts, plain, params.verify_margin)
+    looked = _lookup(verified, evidence, prons, texts, spots, params)
+    return [verified] if looked.words == verified.words else [verified, looked]
+
+
+def _verify(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
+            texts: Sequence[str], plain: Sequence[WordFrames], margin: float) -> Candidate:
+    """Boosted entities the phones do not support give way to the unbiased words there.
+
+    The test is absolute: over the entity's frames on the phone head (forced alignment),
+    its best pronunciation may fall below the head's own best path by at most ``margin``
+    nats per phone. (Comparing with the unbiased words' guessed pronunciation instead
+    would favour the misspelling: it was written from the same audio.)
+    """
+    if not any(m.technique == "boost" for m in candidate.entities):
+        return candidate
+    index = {text: i for i, text in enumerate(texts)}
+    words = list(candidate.words)
+    units = list(candidate.phone_units)
+    aligned = evidence.on_phones(words)
+    kept: list[EntityMatch] = []
+    removed: list[tuple[EntityMatch, list[WordFrames]]] = []
+    for match in candidate.entities:
+        entity = index.get(match.text)
+        alternatives = prons.units[entity] if entity is not None else ()
+        if match.technique != "boost" or not alternatives:
+            kept.append(match)
+            continue
+        start = aligned[match.first_word][1][0]
+        end = aligned[match.last_word][1][1]
+        own, chosen = evidence.best_score(alternatives, start, end)
+        if chosen is None or -own > margin * len(chosen):
+            first, last = covered_words(plain, match.start_frame, match.end_frame)
+            removed.append((match, list(plain[first:last])))
+            continue
+        kept.append(replace(match, phone_score=own))
+        for i in range(match.first_word, match.last_word + 1):
+            units[i] = chosen if i == match.first_word else ()
+    if not removed:
+        return replace(candidate, entities=kept, phone_units=tuple(units))
+    # rebuild the words with each removed entity's span given to the unbiased words
+    out_words: list[WordFrames] = []
+    out_units: list[PhoneUnits | None] = []
+    new_index: dict[int, int] = {}
+    removed_at = {m.first_word: (m, others) for m, others in removed}
+    i = 0
+    while i < len(words):
+        if i in removed_at:
+            match, others = removed_at[i]
+            out_words.extend(others)
+            out_units.extend(None for _ in others)
+            i = match.last_word + 1
+            continue
+        new_index[i] = len(out_words)
+        out_words.append(words[i])
+        out_units.append(units[i])
+        i += 1
+    kept = [replace(m, first_word=new_index[m.first_word], last_word=new_index[m.last_word])
+            for m in kept]
+    return replace(candidate, words=out_words, entities=kept, phone_units=tuple(out_units))
+
+
+def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
+            texts: Sequence[str], spots: Sequence[Spot], params: PhoneticParams) -> Candidate:
+    """Place spotted entities that explain their span better than the words there by
+    ``lookup_margin``, where a listed entity is credited ``spot.unit_bonus`` per phone (the
+    list says it may be said) and a word outside the lexicon is charged ``oov_penalty``
+    (its guessed pronunciation was written from this audio)."""
+    if not spots:
+        return candidate
+    words = candidate.words
+    listed = {w.casefold() for text in texts for w in text.split()}
+
+    def gain(found: Spot, covered: Sequence[str], start: int, end: int) -> float:
+        own, chosen = evidence.best_score(prons.units[found.key], start, end)
+        credit = params.spot.unit_bonus * len(chosen or ())
+        unknown = sum(1 for w in covered
+                      if w.casefold() not in listed and not evidence.phone_set.known(w))
+        rival = evidence.words_score(covered, start, end) - params.oov_penalty * unknown
+        return own + credit - rival
+
+    def already(found: Spot, first: int, last: int) -> bool:
+        said = " ".join(w for w, _ in words[first:last]).casefold()
+        return said == texts[found.key].casefold()
+
+    placements = place_spots(evidence.on_phones(words), spots, gain, params.lookup_margin,
+                             skip=already)
+    if not placements:
+        return candidate
+    scores = [evidence.best_score(prons.units[p.spot.key], p.spot.start, p.spot.end)[0]
+              for p in placements]
+    new_words, matches = apply_placements(words, candidate.entities, placements, texts,
+                                          "lookup", scores)
+    # per word: the placed entities' phones on their first word, the others unchanged
+    units: list[PhoneUnits | None] = []
+    placed_first = {m.first_word: m for m in matches if m.technique == "lookup"}
+    placed_words = {i for m in placed_first.values()
+                    for i in range(m.first_word, m.last_word + 1)}
+    old = iter(candidate.phone_units)
+    placement_iter = iter(placements)
+    for i in range(len(new_words)):
+        if i in placed_first:
+            placement = next(placement_iter)
+            units.append(evidence.best_score(prons.units[placement.spot.key],
+                                             placement.start, placement.end)[1])
+            for _ in range(placement.last - placement.first):
+                next(old, None)
+        elif i in placed_words:
+            units.append(())
+        else:
+            units.append(next(old, None))
+    return replace(candidate, words=new_words, entities=matches, phone_units=tuple(units))
+
+
+def _differs(words: Sequence[WordFrames], text: str) -> bool:
+    return " ".join(w for w, _ in words).casefold() != text.casefold()
+
+
+def _units(candidate: Candidate, evidence: PhoneEvidence, lo: int, hi: int) -> PhoneUnits:
+    """The pronunciation of words ``lo:hi``: chosen units where known, else each word's
+    first pronunciation."""
+    words = candidate.words[lo:hi]
+    chosen = candidate.phone_units[lo:hi]
+    missing = [w for (w, _), u in zip(words, chosen) if u is None]
+    looked_up = iter(evidence.phone_set.words(missing)) if missing else iter(())
+    out: list[int] = []
+    for units in chosen:
+        if units is None:
+            alts = next(looked_up)
+            units = alts[0] if alts else ()
+        out.extend(units)
+    return tuple(out)
