@@ -40,10 +40,10 @@ SPEECHOCEAN = shared_root() / "data" / "speechocean762"
 
 GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # the rule's margins and the rescoring weight
-    "margins": {"lookup_margin": (1.0, 2.0, 4.0, 6.0), "verify_margin": (2.0, 6.0, 1000.0),
+    "margins": {"lookup_margin": (0.0, 2.0, 4.0), "verify_margin": (2.0, 3.0, 5.0),
                 "phone_weight": (0.5, 1.0)},
-    # the phone spotter's thresholds
-    "spotter": {"spot_bonus": (0.5, 1.0, 1.5), "spot_max_cost": (2.0, 4.0, 8.0)},
+    # the phone spotter's and the comparisons' credits and charges
+    "spotter": {"spot_bonus": (0.5, 1.0, 1.5), "oov_penalty": (0.0, 2.0, 4.0)},
     # bolder subword boosting under the verifier
     "boost": {"unit_bonus": (0.3, 0.5, 0.8), "completion_bonus": (2.0, 4.0),
               "max_adaptive": (2.0, 3.0)},
@@ -59,7 +59,9 @@ def _grid(name: str, fixed: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=cache_root() / "earnings21_tune")
+    parser.add_argument("--dataset", type=Path, action="append",
+                        help="tuning set folder(s) (default: both parts of the tuning split, "
+                             "earnings21_tune and names_tune, under the cache root)")
     parser.add_argument("--list-size", type=int, default=100)
     parser.add_argument("--general", type=int, default=200,
                         help="speechocean762 train utterances for the false-alarm check")
@@ -69,8 +71,10 @@ def main() -> None:
     parser.add_argument("--beam-width", type=int, default=100)
     parser.add_argument("--limit", type=int, help="only the first N tuning utterances")
     args = parser.parse_args()
-    if not (args.dataset / "asr_test.tsv").is_file():
-        sys.exit(f"skipped: no tuning split at {args.dataset} (see recipes/earnings21_tune)")
+    folders = args.dataset or [cache_root() / "earnings21_tune", cache_root() / "names_tune"]
+    missing = [str(f) for f in folders if not (f / "asr_test.tsv").is_file()]
+    if missing:
+        sys.exit(f"skipped: no tuning set at {', '.join(missing)} (see recipes/earnings21_tune)")
     from biasing.cli import decoder_options
 
     fixed = decoder_options(args.set)
@@ -89,8 +93,9 @@ def main() -> None:
                 for n, s in enumerate(settings)]
     techniques = [TECHNIQUES["none"], TECHNIQUES["subword"], *variants]
 
-    tune = load_dataset(args.dataset, "test")[:args.limit]
-    own = read_entities_per_utt(args.dataset / "entities_per_utt.tsv")
+    tune = [u for folder in folders for u in load_dataset(folder, "test")[:args.limit]]
+    own = {k: v for folder in folders
+           for k, v in read_entities_per_utt(folder / "entities_per_utt.tsv").items()}
     pool = [line for line in DISTRACTORS.read_text(encoding="utf-8").splitlines() if line]
     rng = random.Random(0)
     lists = {u.id: EntityList(with_distractors(own.get(u.id, []), pool, args.list_size, rng),
@@ -108,7 +113,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runs = run_eval(tune, lists, model, techniques, context, cache)
-    print(f"tuning split {args.dataset}: {runs.n_utterances} utterances, lists of "
+    print(f"tuning split {', '.join(str(f) for f in folders)}: {runs.n_utterances} utterances, lists of "
           f"{args.list_size}; general: {0 if general_runs is None else general_runs.n_utterances}"
           f" speechocean762 train utterances with 1,000 distractors ({time.perf_counter() - started:.0f} s)\n")
     keys = sorted({k for s in settings for k in s})

@@ -155,17 +155,25 @@ def _decode(args: argparse.Namespace) -> int:
     options = decoder_options(args.set, args.weight)
     _check_options(options)
     entities = _entity_file(args)
+    if (args.phones is None) != (args.phone_labels is None):
+        raise ValueError("--phones and --phone-labels go together: the phone posteriors and "
+                         "the labels of their columns")
+    phone_labels = None if args.phone_labels is None else _read_labels(args.phone_labels)
     decoder = build_biased_decoder(_read_labels(args.labels), kenlm_model_path=args.kenlm,
-                                   tokenizer=args.tokenizer, **options)
+                                   tokenizer=args.tokenizer, phone_labels=phone_labels,
+                                   **options)
     logits = _load_logits(args.logits, args.log_softmax)
-    best = decoder.decode_hypotheses(logits, beam_width=args.beam_width, entities=entities)[0]
+    phones = None if args.phones is None else _load_logits(args.phones, False)
+    best = decoder.decode_hypotheses(logits, beam_width=args.beam_width, entities=entities,
+                                     phones=phones)[0]
     if not args.json:
         _print(best.text, False)
         return 0
     _print({
         "text": best.text,
         "words": [{"word": w, "start_frame": s, "end_frame": e} for w, (s, e) in best.words],
-        "entities": [{"entity": m.text, "start_frame": m.start_frame, "end_frame": m.end_frame}
+        "entities": [{"entity": m.text, "start_frame": m.start_frame, "end_frame": m.end_frame,
+                      "technique": m.technique, "phone_score": _rounded(m.phone_score)}
                      for m in best.entities],
     }, True)
     return 0
@@ -179,9 +187,15 @@ def _transcribe(args: argparse.Namespace) -> int:
     options = decoder_options(args.set, args.weight)
     _check_options(options)
     entities = _entity_file(args)
+    lexicon = None
+    if args.lexicon:
+        from .lexicon import Lexicon
+
+        lexicon = Lexicon.load(args.lexicon)
     transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
                               beam_width=args.beam_width, device=args.device,
-                              threads=args.threads, **options)
+                              threads=args.threads, phonetic=False if args.no_phonetic else None,
+                              lexicon=lexicon, **options)
     show = _progress if len(args.audio) > 1 and sys.stderr.isatty() else None
     results, failed = [], 0
     # each result printed as soon as it is made
@@ -214,7 +228,12 @@ def _transcript_json(result: Any) -> dict[str, Any]:
             "words": [{"word": w.word, "start_s": round(w.start_s, 2),
                        "end_s": round(w.end_s, 2)} for w in result.words],
             "entities": [{"entity": h.entity, "start_s": round(h.start_s, 2),
-                          "end_s": round(h.end_s, 2)} for h in result.entities]}
+                          "end_s": round(h.end_s, 2), "technique": h.technique,
+                          "phone_score": _rounded(h.phone_score)} for h in result.entities]}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 # ------------------------------------------------------------------------------ eval
@@ -342,6 +361,10 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--log-softmax", action="store_true",
                         help="apply log_softmax first (for raw logits whose rows sum to 1, "
                              "which would be taken for probabilities)")
+    decode.add_argument("--phones", help=".npy of (frames, phone labels) phone posteriors "
+                                         "on the same frames: runs the phonetic techniques")
+    decode.add_argument("--phone-labels", help="labels of the --phones columns (stressless "
+                                               "ARPAbet, empty line = blank), or a .json list")
     decode.add_argument("--json", action="store_true", help="print words, frames and entities")
     decode.set_defaults(run=_decode)
 
@@ -352,7 +375,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_entity_arguments(transcribe)
     _add_decoder_arguments(transcribe)
     transcribe.add_argument("--json", action="store_true",
-                            help="print words and entities with times in seconds")
+                            help="print words and entities with times in seconds, and for "
+                                 "each entity the technique that placed it and its phone "
+                                 "score")
+    transcribe.add_argument("--no-phonetic", action="store_true",
+                            help="do not use the model's phone head (phone lookup, "
+                                 "verification, rescoring)")
+    transcribe.add_argument("--lexicon", help="user pronunciations: entity<TAB>ARPAbet "
+                                              "phones (see biasing.lexicon.Lexicon)")
     transcribe.set_defaults(run=_transcribe)
 
     evaluate = commands.add_parser(

@@ -20,6 +20,7 @@ AudioInput = str | os.PathLike | tuple[np.ndarray, int]
 # above this many seconds an input is decoded on its own in overlapping chunks
 LONG_AUDIO_S = 30.0
 BATCH_SIZE = 8
+PHONE_HEAD = "phones"  # the auxiliary head the phonetic techniques read
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class EntityHit:
     end_s: float  # end time in seconds
     first_word: int  # index into ``Transcript.words``
     last_word: int  # index into ``Transcript.words`` (inclusive)
+    technique: str = "boost"  # what placed it: "boost" (beam search), "lookup" (phone
+    # spotting)
+    phone_score: float | None = None  # its phones' log score on the phone head over its
+    # frames, relative to the head's best path (0 = best); None when not checked
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,20 @@ class Transcriber:
         device: ``"cpu"`` or ``"cuda"`` for a model given by spec.
         threads: torch threads for a model given by spec (process wide); default the cores
             this process may use (see ``biasing.models.set_threads``).
+        phonetic: run the phonetic techniques (phone lookup, verification, rescoring) on the
+            model's ``phones`` head: None (default) when the model has one, True requires
+            it, False never.
+        lexicon: user pronunciations for them (``biasing.lexicon.Lexicon``).
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
+
+    Raises:
+        ValueError: ``phonetic=True`` and the model has no ``phones`` head.
     """
 
     def __init__(self, model: Any = None, kenlm_model_path: str | os.PathLike[str] | None = None,
                  tokenizer: Any = None, beam_width: int | None = None, device: str = "cpu",
-                 threads: int | None = None, **options: Any) -> None:
+                 threads: int | None = None, phonetic: bool | None = None, lexicon: Any = None,
+                 **options: Any) -> None:
         from .decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
         from .models import DEFAULT_MODEL, load_model, set_threads
 
@@ -81,10 +94,18 @@ class Transcriber:
             model = load_model(model or DEFAULT_MODEL, device=device)
         if tokenizer is None:
             tokenizer = getattr(model, "tokenizer_path", None)
+        phone_labels = getattr(model, "head_labels", {}).get(PHONE_HEAD)
+        if phonetic and phone_labels is None:
+            name = getattr(model, "name", None) or type(model).__name__
+            raise ValueError(f"the phonetic techniques need a model with a {PHONE_HEAD!r} "
+                             f"head; {name} has heads "
+                             f"{sorted(getattr(model, 'head_labels', {})) or 'none'}")
         self.model = model
         self.beam_width = DEFAULT_BEAM_WIDTH if beam_width is None else beam_width
-        self.decoder = build_biased_decoder(model.labels, kenlm_model_path=kenlm_model_path,
-                                            tokenizer=tokenizer, **options)
+        self.phonetic = phonetic is not False and phone_labels is not None
+        self.decoder = build_biased_decoder(
+            model.labels, kenlm_model_path=kenlm_model_path, tokenizer=tokenizer,
+            phone_labels=phone_labels if self.phonetic else None, lexicon=lexicon, **options)
 
     def transcribe(self, inputs: AudioInput | Sequence[AudioInput],
                    entities: EntityInput | None = None,
@@ -156,17 +177,18 @@ class Transcriber:
                 continue
             wave = waves[n]
             out = outputs.pop(n, None) or forward_long(self.model, wave, chunk_s=LONG_AUDIO_S)
-            results.append(self._decode(out.logprobs, entities, source, len(wave) / rate))
+            results.append(self._decode(out, entities, source, len(wave) / rate))
         return results
 
-    def _decode(self, logprobs: np.ndarray, entities: Iterable[Any], source: str,
+    def _decode(self, output: Any, entities: Iterable[Any], source: str,
                 duration_s: float) -> Transcript:
-        best = self.decoder.decode_hypotheses(logprobs, beam_width=self.beam_width,
-                                              entities=entities)[0]
+        phones = output.heads.get(PHONE_HEAD) if self.phonetic else None
+        best = self.decoder.decode_hypotheses(output.logprobs, beam_width=self.beam_width,
+                                              entities=entities, phones=phones)[0]
         shift = self.model.frame_shift_s
         words = [WordTiming(w, s * shift, e * shift) for w, (s, e) in best.words]
         hits = [EntityHit(m.text, m.start_frame * shift, m.end_frame * shift, m.first_word,
-                          m.last_word) for m in best.entities]
+                          m.last_word, m.technique, m.phone_score) for m in best.entities]
         return Transcript(source, best.text, words, hits, duration_s)
 
 

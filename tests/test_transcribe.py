@@ -118,3 +118,9 @@ def test_cli_quartznet_demo(quartznet_dir: Path, capsys: pytest.CaptureFixture,
     result = json.loads(capsys.readouterr().out)[0]
     assert [e["entity"] for e in result["entities"]] == ["Throngs", "Family Groups"]
     assert "Zelenskyy" not in result["text"]
+
+
+def test_phonetic_needs_a_phone_head() -> None:
+    with pytest.raises(ValueError, match="'phones' head; ScriptedModel has heads none"):
+        Transcriber(ScriptedModel(), phonetic=True)
+    assert not Transcriber(ScriptedModel()).phonetic  # by default: only when there is one

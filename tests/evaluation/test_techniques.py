@@ -55,6 +55,17 @@ def test_built_in_techniques_decode_the_scripted_utterance() -> None:
              for name in ("none", "subword", "all")}
     assert texts["none"] == "we met in fremond today"  # the list is not used
     assert texts["subword"] == texts["all"] == "we met in Fremont today"
+    assert TECHNIQUES["spot"].build(_context())(output, entities) == "we met in Fremont today"
+
+
+def test_phonetic_techniques_read_the_phone_head_when_there_is_one() -> None:
+    with pytest.raises(ValueError, match="'phonetic' needs a model with a 'phones' head"):
+        TECHNIQUES["phonetic"].build(_context())
+    with_head = _context(head_labels={"phones": ["AA", "B", ""]})
+    assert TECHNIQUES["phonetic"].heads(with_head) == ["phones"]
+    assert TECHNIQUES["all"].heads(with_head) == ["phones"]
+    assert TECHNIQUES["all"].heads(_context()) == []  # runs without one
+    assert TECHNIQUES["subword"].heads(with_head) == []
 
 
 @pytest.mark.pyctcdecode
