@@ -45,8 +45,7 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # the phone spotter's and the comparisons' credits and charges
     "spotter": {"spot_bonus": (0.5, 1.0, 1.5), "oov_penalty": (0.0, 2.0, 4.0)},
     # bolder subword boosting under the verifier
-    "boost": {"unit_bonus": (0.3, 0.5, 0.8), "completion_bonus": (2.0, 4.0),
-              "max_adaptive": (2.0, 3.0)},
+    "boost": {"verified_boost": (1.0, 1.5, 2.0, 3.0)},
     # unit spotting (technique "spot")
     "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "lookup_margin": (0.0, 2.0, 4.0)},
 }

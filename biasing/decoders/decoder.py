@@ -95,12 +95,14 @@ class BiasingOptions:
     phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
     phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
     oov_penalty: float = 2.0  # rescoring: nats per word outside the lexicon and the list
+    verified_boost: float = 1.0  # with phone posteriors (the verifier on), the boosting
+    # bonuses are multiplied by this: bolder, since unsupported names are removed after
 
     def __post_init__(self) -> None:
         for name in ("weight", "unit_bonus", "adaptive_scale", "max_adaptive",
                      "completion_bonus", "force_window", "phone_weight", "lookup_margin",
                      "verify_margin", "spot_bonus", "spot_max_cost", "phone_floor",
-                     "phone_deletion", "oov_penalty"):
+                     "phone_deletion", "oov_penalty", "verified_boost"):
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value <= MAX_BONUS:
                 raise ValueError(f"{name} must be a number from 0 to {MAX_BONUS:g}, got "
@@ -547,7 +549,10 @@ class BiasedBeamSearchDecoder:
         compiled, bias = None, None
         if entity_list and opts.weight > 0:
             compiled, boost = self._prepare(entity_list)
-            bias = BiasScorer(compiled, opts.weight, opts.unit_bonus, opts.adaptive_scale,
+            weight = opts.weight
+            if phone_logprobs is not None and self._phone_set is not None:
+                weight *= opts.verified_boost
+            bias = BiasScorer(compiled, weight, opts.unit_bonus, opts.adaptive_scale,
                               opts.max_adaptive, opts.completion_bonus, opts.full_bonus_chars)
             if boost and isinstance(language_model, LanguageModel) \
                     and opts.lm_boost_logp is not None:

@@ -8,10 +8,11 @@ frames, :func:`phonetic_rescore`
    head's own best path by at most ``verify_margin`` nats per phone, else it gives way to
    the words the model says there unbiased (the greedy words);
 2. **looks up**, in the best hypothesis, listed pronunciations by spotting them in the
-   phone posteriors
-   (:mod:`.spotting`) and places a spotted entity over the words it covers when it explains
-   their frames better by more than ``lookup_margin`` (:mod:`.lookup`); spans may cross
-   word boundaries ("amles ran to glue" -> "Anneliese Vanderkloot");
+   phone posteriors (:mod:`.spotting`) and places a spotted entity over the words it
+   covers when it explains their frames better by more than ``lookup_margin``
+   (:mod:`.lookup`): the entity is credited ``spot_bonus`` per phone (the list says it may
+   be said), words outside the lexicon are charged ``oov_penalty``; spans may cross word
+   boundaries ("amles ran to glue" -> "Anneliese Vanderkloot");
 3. **rescores** the n-best and the variants that 1 and 2 made with ``beam score +
    phone_weight * phone score``, where the phone score is the CTC log-likelihood of the
    hypothesis' pronunciation relative to the phone head's best path, over the frames
@@ -20,7 +21,10 @@ frames, :func:`phonetic_rescore`
 
 Span comparisons use the best Viterbi alignment of each side's best pronunciation
 (entities: every pronunciation the lexicon gives; words: up to 8 combinations of their
-alternatives).
+alternatives) on soft phone posteriors (a phone may be heard as a similar one at a cost,
+:mod:`biasing.lexicon.confusion`), where an inner phone the audio lacks costs
+``phone_deletion`` and no frame costs more than ``phone_floor``. Words are placed on the
+phone frames by forced alignment: the heads of one network may fire a few frames apart.
 """
 
 from __future__ import annotations
@@ -134,6 +138,13 @@ class PhoneEvidence:
             self._aligned[key] = found
         return found
 
+    def shift(self, words: Sequence[WordFrames]) -> int:
+        """How many frames later the output units place the words than the phone head does
+        (the median over the words): heads of one network may fire at different times."""
+        aligned = self.on_phones(words)
+        gaps = [s - a for (_, (s, e)), (_, (a, b)) in zip(words, aligned) if e > s and b > a]
+        return int(np.median(gaps)) if gaps else 0
+
     def likelihood(self, units: PhoneUnits, start: int, end: int) -> float:
         """CTC log-likelihood of ``units`` over frames ``[start, end)``, relative to the
         best path there."""
@@ -220,7 +231,7 @@ def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
     while suffix < shortest - prefix and all(t[-1 - suffix] == texts[0][-1 - suffix]
                                              for t in texts):
         suffix += 1
-    first = candidates[0].words
+    first = evidence.on_phones(candidates[0].words)  # the shared words, on phone frames
     lo = max(0, prefix - 1)
     start = first[lo][1][0] if prefix > 0 else 0
     frames = len(evidence.rel)
@@ -334,31 +345,24 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
         return candidate
     scores = [evidence.best_score(prons.units[p.spot.key], p.spot.start, p.spot.end)[0]
               for p in placements]
-    new_words, matches = apply_placements(words, candidate.entities, placements, texts,
+    shift = evidence.shift(words)  # the placed words' frames, on the output's time line
+    frames = len(evidence.rel)
+    on_output = [p._replace(start=min(frames, max(0, p.start + shift)),
+                            end=min(frames, max(0, p.end + shift))) for p in placements]
+    new_words, matches = apply_placements(words, candidate.entities, on_output, texts,
                                           "lookup", scores)
-    # per word: the placed entities' phones on their first word, the others unchanged
+    # per word: a placed entity's phones on its first word, the other words unchanged
     units: list[PhoneUnits | None] = []
-    placed_first = {m.first_word: m for m in matches if m.technique == "lookup"}
-    placed_words = {i for m in placed_first.values()
-                    for i in range(m.first_word, m.last_word + 1)}
-    old = iter(candidate.phone_units)
-    placement_iter = iter(placements)
-    for i in range(len(new_words)):
-        if i in placed_first:
-            placement = next(placement_iter)
-            units.append(evidence.best_score(prons.units[placement.spot.key],
-                                             placement.start, placement.end)[1])
-            for _ in range(placement.last - placement.first):
-                next(old, None)
-        elif i in placed_words:
-            units.append(())
-        else:
-            units.append(next(old, None))
+    position = 0
+    for placement in placements:
+        units.extend(candidate.phone_units[position:placement.first])
+        chosen = evidence.best_score(prons.units[placement.spot.key], placement.start,
+                                     placement.end)[1]
+        parts = len(texts[placement.spot.key].split(" "))
+        units.extend([chosen] + [()] * (parts - 1))
+        position = placement.last
+    units.extend(candidate.phone_units[position:])
     return replace(candidate, words=new_words, entities=matches, phone_units=tuple(units))
-
-
-def _differs(words: Sequence[WordFrames], text: str) -> bool:
-    return " ".join(w for w, _ in words).casefold() != text.casefold()
 
 
 def _units(candidate: Candidate, evidence: PhoneEvidence, lo: int, hi: int) -> PhoneUnits:
