@@ -42,8 +42,9 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # the rule's margins and the rescoring weight
     "margins": {"lookup_margin": (0.0, 2.0, 4.0), "verify_margin": (2.0, 3.0, 5.0),
                 "phone_weight": (0.5, 1.0)},
-    # the phone spotter's and the comparisons' credits and charges
-    "spotter": {"spot_bonus": (0.5, 1.0, 1.5), "oov_penalty": (0.0, 2.0, 4.0)},
+    # the lookup's margin against the credit of listed names and the charge on non-words
+    "lookup": {"lookup_margin": (4.0, 6.0, 8.0, 10.0), "spot_bonus": (0.5, 1.0),
+               "oov_penalty": (1.0, 2.0)},
     # bolder subword boosting under the verifier
     "boost": {"verified_boost": (1.0, 1.5, 2.0, 3.0)},
     # unit spotting (technique "spot")

@@ -578,6 +578,7 @@ class BiasedBeamSearchDecoder:
                                 max(1, opts.rescore_n_best),
                                 SpotOptions(opts.spot_bonus, opts.spot_max_cost,
                                             opts.spot_blank_gate, floor=opts.phone_floor),
+                                full_bonus_chars=opts.full_bonus_chars,
                                 deletion=opts.phone_deletion, oov_penalty=opts.oov_penalty)
         prons = self._phone_set.compile(entity_list)
         head = [self._hypothesis(r, compiled) for r in results[:params.n_best]]

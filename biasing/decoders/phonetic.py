@@ -11,8 +11,9 @@ frames, :func:`phonetic_rescore`
    phone posteriors (:mod:`.spotting`) and places a spotted entity over the words it
    covers when it explains their frames better by more than ``lookup_margin``
    (:mod:`.lookup`): the entity is credited ``spot_bonus`` per phone (the list says it may
-   be said), words outside the lexicon are charged ``oov_penalty``; spans may cross word
-   boundaries ("amles ran to glue" -> "Anneliese Vanderkloot");
+   be said; less for names under ``full_bonus_chars`` letters), words outside the lexicon
+   are charged ``oov_penalty``; spans may cross word boundaries ("amles ran to glue" ->
+   "Anneliese Vanderkloot") but must cover a word (no insertions);
 3. **rescores** the n-best and the variants that 1 and 2 made with ``beam score +
    phone_weight * phone score``, where the phone score is the CTC log-likelihood of the
    hypothesis' pronunciation relative to the phone head's best path, over the frames
@@ -58,6 +59,8 @@ class PhoneticParams:
     verify_margin: float  # nats per phone a boosted entity may fall below the best path
     n_best: int  # beam-search hypotheses rescored
     spot: SpotOptions  # the phone spotter's thresholds
+    full_bonus_chars: int = 0  # entities with fewer letters earn a proportionally smaller
+    # credit in the lookup (short names are cheap to find anywhere); 0 = no scaling
     deletion: float | None = None  # nats per pronunciation phone the audio may lack
     oov_penalty: float = 0.0  # nats per rescored word outside the lexicon and the list
     lookup: bool = True  # place spotted entities (False: verify and rescore only)
@@ -186,6 +189,9 @@ def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], 
     Returns:
         ``(candidate, phone score, total score)`` best first, distinct texts only.
     """
+    # every word's pronunciation in one batch (one run of the neural G2P for new words)
+    evidence.phone_set.words(list({w for words, *_ in nbest[:params.n_best] for w, _ in words}
+                                  | {w for w, _ in plain}))
     spots: list[Spot] = []
     if params.lookup:
         spots = spot(evidence.logprobs, evidence.blank, prons.trie, params.spot)[:_MAX_SPOTS]
@@ -201,8 +207,9 @@ def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], 
                 seen.add(text)
                 candidates.append(candidate)
     listed = {w.casefold() for text in texts for w in text.split()}
-    scores = _region_scores(candidates, evidence, listed, params.oov_penalty,
-                            params.spot.unit_bonus)
+    credit = {text: params.spot.unit_bonus * scale
+                for text, scale in zip(texts, _short_name_scale(texts, params.full_bonus_chars))}
+    scores = _region_scores(candidates, evidence, listed, params.oov_penalty, credit)
     out = [(c, phone, c.beam_score + params.phone_weight * phone)
            for c, phone in zip(candidates, scores)]
     out.sort(key=lambda item: -item[2])
@@ -210,7 +217,8 @@ def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], 
 
 
 def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
-                   listed: set[str], oov_penalty: float, unit_bonus: float) -> list[float]:
+                   listed: set[str], oov_penalty: float, credit: dict[str, float],
+                   ) -> list[float]:
     """Each candidate's phone score over the frames where the candidates differ: the words
     between their common prefix and suffix, plus one shared word on each side (which
     absorbs the few frames by which the phone head and the output units may disagree).
@@ -218,7 +226,7 @@ def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
     whole-utterance scores would. Each region word that is neither in the lexicon nor a
     listed entity's word costs ``oov_penalty``: its guessed pronunciation was written from
     the same audio, so it would otherwise fit too well. An entity the lookup placed earns
-    ``unit_bonus`` per phone, as in the lookup's own comparison (a boosted one earned its
+    ``credit[text]`` per phone, as in the lookup's own comparison (a boosted one earned its
     bonus in the beam score)."""
     if len(candidates) == 1:
         return [0.0]
@@ -243,10 +251,10 @@ def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
         units = _units(candidate, evidence, lo, hi)
         unknown = sum(1 for w in words[lo:hi]
                       if w.casefold() not in listed and not evidence.phone_set.known(w))
-        credit = sum(unit_bonus * len(candidate.phone_units[m.first_word] or ())
+        earned = sum(credit.get(m.text, 0.0) * len(candidate.phone_units[m.first_word] or ())
                      for m in candidate.entities
                      if m.technique == "lookup" and lo <= m.first_word < hi)
-        out.append(evidence.likelihood(units, start, end) - oov_penalty * unknown + credit)
+        out.append(evidence.likelihood(units, start, end) - oov_penalty * unknown + earned)
     return out
 
 
@@ -326,10 +334,13 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
         return candidate
     words = candidate.words
     listed = {w.casefold() for text in texts for w in text.split()}
+    scale = _short_name_scale(texts, params.full_bonus_chars)
 
     def gain(found: Spot, covered: Sequence[str], start: int, end: int) -> float:
+        if not covered:
+            return -np.inf  # no insertions: the output units always write something for a name
         own, chosen = evidence.best_score(prons.units[found.key], start, end)
-        credit = params.spot.unit_bonus * len(chosen or ())
+        credit = params.spot.unit_bonus * len(chosen or ()) * scale[found.key]
         unknown = sum(1 for w in covered
                       if w.casefold() not in listed and not evidence.phone_set.known(w))
         rival = evidence.words_score(covered, start, end) - params.oov_penalty * unknown
@@ -363,6 +374,13 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
         position = placement.last
     units.extend(candidate.phone_units[position:])
     return replace(candidate, words=new_words, entities=matches, phone_units=tuple(units))
+
+
+def _short_name_scale(texts: Sequence[str], full: int) -> list[float]:
+    """Per entity: its letters over ``full``, at most 1 (1 for all when ``full`` is 0)."""
+    if full <= 0:
+        return [1.0] * len(texts)
+    return [min(1.0, sum(c.isalpha() for c in text) / full) for text in texts]
 
 
 def _units(candidate: Candidate, evidence: PhoneEvidence, lo: int, hi: int) -> PhoneUnits:

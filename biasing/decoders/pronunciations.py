@@ -82,6 +82,7 @@ class PhoneSet:
         self._use_disk = cache_dir is not False
         self._lists: OrderedDict[str, ListPronunciations] = OrderedDict()
         self._words: dict[str, list[PhoneUnits]] = {}
+        self._known: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._confusion: Any = None
 
@@ -189,9 +190,15 @@ class PhoneSet:
 
     def known(self, word: str) -> bool:
         """Whether ``word`` is in the lexicon: a user entry or CMUdict (not only guessed)."""
-        from ..lexicon.g2p import in_dictionary
+        found = self._known.get(word)
+        if found is None:
+            from ..lexicon.g2p import in_dictionary
 
-        return word in self.lexicon or in_dictionary(word)
+            found = word in self.lexicon or in_dictionary(word)
+            if len(self._known) > _WORD_CACHE:
+                self._known.clear()
+            self._known[word] = found
+        return found
 
     def words(self, words: Sequence[str]) -> list[list[PhoneUnits]]:
         """Per word, its alternative pronunciations as label indices (``[]`` when it has

@@ -153,26 +153,29 @@ class _G2P:
         return [prons for prons in out if prons is not None]
 
     def _predict(self, words: Sequence[str]) -> list[Phones]:
-        """Greedy decoding of ``words`` (a-z only), batched by length."""
-        by_length: dict[int, list[int]] = {}
-        for i, word in enumerate(words):
-            by_length.setdefault(len(word), []).append(i)
+        """Greedy decoding of ``words`` (a-z only), in batches of similar length."""
+        order = sorted(range(len(words)), key=lambda i: len(words[i]))
         out: list[Phones] = [() for _ in words]
-        for indices in by_length.values():
-            for start in range(0, len(indices), _BATCH):
-                chunk = indices[start:start + _BATCH]
-                for i, phones in zip(chunk, self._predict_same_length([words[i] for i in chunk])):
-                    out[i] = phones
+        for start in range(0, len(order), _BATCH):
+            chunk = order[start:start + _BATCH]
+            for i, phones in zip(chunk, self._predict_batch([words[i] for i in chunk])):
+                out[i] = phones
         return out
 
-    def _predict_same_length(self, words: Sequence[str]) -> list[Phones]:
+    def _predict_batch(self, words: Sequence[str]) -> list[Phones]:
+        """One padded batch: the encoder state of a word stops changing after its
+        ``</s>``, so each word gets exactly what it would get alone."""
         import numpy as np
 
-        ids = np.array([[self._g2idx[c] for c in word] + [self._g2idx["</s>"]]
-                        for word in words], dtype=np.int64)  # (batch, letters + 1)
+        longest = max(len(word) for word in words) + 1
+        ids = np.zeros((len(words), longest), dtype=np.int64)  # (batch, letters + 1)
+        for row, word in enumerate(words):
+            ids[row, :len(word) + 1] = [self._g2idx[c] for c in word] + [self._g2idx["</s>"]]
+        lengths = np.array([len(word) + 1 for word in words])
         h = np.zeros((len(words), self._hidden), dtype=np.float32)
-        for t in range(ids.shape[1]):
-            h = self._gru(self._enc_in[ids[:, t]], h, self._enc_hh, self._enc_b_hh)
+        for t in range(longest):
+            step = self._gru(self._enc_in[ids[:, t]], h, self._enc_hh, self._enc_b_hh)
+            h = np.where((t < lengths)[:, None], step, h)
         token = np.full(len(words), _START, dtype=np.int64)
         done = np.zeros(len(words), dtype=bool)
         steps: list[Any] = []
