@@ -48,7 +48,7 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # bolder subword boosting under the verifier
     "boost": {"verified_boost": (1.0, 1.5, 2.0, 3.0)},
     # unit spotting (technique "spot")
-    "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "lookup_margin": (0.0, 2.0, 4.0)},
+    "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "spot_margin": (0.0, 2.0, 4.0)},
 }
 
 

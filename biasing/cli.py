@@ -290,7 +290,7 @@ def _eval(args: argparse.Namespace) -> int:
     context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
                           tokenizer=args.tokenizer or getattr(model, "tokenizer_path", None),
                           beam_width=args.beam_width, options=options,
-                          head_labels=getattr(model, "head_labels", {}))
+                          head_labels=getattr(model, "head_labels", {}), model=args.model)
     for technique in techniques:  # before any model output is computed
         technique.build(context)
     no_plot = plot_problem()

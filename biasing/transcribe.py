@@ -89,14 +89,16 @@ class Transcriber:
         from .decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
         from .models import DEFAULT_MODEL, load_model, set_threads
 
+        spec = model if isinstance(model, str) else None
         if isinstance(model, str) or model is None:
             set_threads(threads)
-            model = load_model(model or DEFAULT_MODEL, device=device)
+            spec = model or DEFAULT_MODEL
+            model = load_model(spec, device=device)
         if tokenizer is None:
             tokenizer = getattr(model, "tokenizer_path", None)
         phone_labels = getattr(model, "head_labels", {}).get(PHONE_HEAD)
         if phonetic and phone_labels is None:
-            name = getattr(model, "name", None) or type(model).__name__
+            name = f"model {spec!r}" if spec else type(model).__name__
             raise ValueError(f"the phonetic techniques need a model with a {PHONE_HEAD!r} "
                              f"head; {name} has heads "
                              f"{sorted(getattr(model, 'head_labels', {})) or 'none'}")

@@ -122,3 +122,23 @@ def test_cli_transcribes_with_the_default_model(capsys: pytest.CaptureFixture) -
     clip = str(EXAMPLES / "invoice.ogg")
     assert main(["transcribe", clip, "--entities", str(EXAMPLES / "entities.txt")]) == 0
     assert "Quetzal Robotics" in capsys.readouterr().out
+
+
+def test_cli_json_says_which_technique_placed_each_name(capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    clip = str(EXAMPLES / "travel.ogg")
+    assert main(["transcribe", clip, "--entities", str(EXAMPLES / "entities.txt"),
+                 "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    (hit,) = result["entities"]
+    assert hit["entity"] == "Reykjavik" and hit["technique"] == "lookup"
+    assert -10 < hit["phone_score"] <= 0
+    # the name sits where "retovic" was said: after "to", before "leaves"
+    words = [w["word"] for w in result["words"]]
+    assert words[words.index("Reykjavik") - 1] == "to"
+    at = result["words"][words.index("Reykjavik")]
+    assert abs(at["start_s"] - hit["start_s"]) < 0.05
+    assert main(["transcribe", clip, "--entities", str(EXAMPLES / "entities.txt"),
+                 "--no-phonetic"]) == 0
+    assert "Reykjavik" not in capsys.readouterr().out

@@ -84,14 +84,16 @@ class BiasingOptions:
     lm_boost_logp: float | None = DEFAULT_BOOST_LOGP  # BOOST class log-prob (nats) for listed
     # words the LM does not know; None scores them as unknown words (unknown-word penalty)
     # --- phonetic techniques (used when phone posteriors are passed; see .phonetic)
-    phone_weight: float = 1.0  # lambda: rescoring score = beam score + lambda * phone score
-    lookup_margin: float = 2.0  # nats a phone-spotted entity must explain its span better by
+    phone_weight: float = 0.5  # lambda: rescoring score = beam score + lambda * phone score
+    lookup_margin: float = 8.0  # nats a phone-spotted entity must explain its span better by
     verify_margin: float = 3.0  # a boosted entity whose phones fall further below the phone
     # head's best path than this many nats per phone gives way to the unbiased words
     rescore_n_best: int = 4  # beam-search hypotheses verified, looked up and rescored
     spot_bonus: float = 1.0  # spotters: nats of cost forgiven per matched unit
     spot_max_cost: float = 4.0  # spotters: a token's cost allowance beyond its bonus
     spot_blank_gate: float = 0.8  # spotters: no word starts where P(blank) is higher
+    spot_margin: float = 2.0  # unit spotting (decoder.spot): nats a spotted entity's score
+    # plus spot_bonus per unit must beat the greedy words' by
     phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
     phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
     oov_penalty: float = 2.0  # rescoring: nats per word outside the lexicon and the list
@@ -102,7 +104,7 @@ class BiasingOptions:
         for name in ("weight", "unit_bonus", "adaptive_scale", "max_adaptive",
                      "completion_bonus", "force_window", "phone_weight", "lookup_margin",
                      "verify_margin", "spot_bonus", "spot_max_cost", "phone_floor",
-                     "phone_deletion", "oov_penalty", "verified_boost"):
+                     "phone_deletion", "oov_penalty", "verified_boost", "spot_margin"):
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value <= MAX_BONUS:
                 raise ValueError(f"{name} must be a number from 0 to {MAX_BONUS:g}, got "
@@ -348,7 +350,7 @@ class BiasedBeamSearchDecoder:
         beam search; the list's spellings in the model's own units are spotted on the same
         posteriors (:mod:`.spotting`) and a spotted entity replaces the greedy words over
         its frames when its score plus ``spot_bonus`` per unit beats theirs by
-        ``lookup_margin``. Works with any CTC model. Entities the greedy words already
+        ``spot_margin``. Works with any CTC model. Entities the greedy words already
         spell are respelled as listed."""
         logprobs = self._checked_logprobs(logits)
         entity_list = self._entities if entities is None else as_entity_list(entities)
@@ -378,7 +380,7 @@ class BiasedBeamSearchDecoder:
         def already(found: Any, first: int, last: int) -> bool:
             return any(m.first_word <= first and last - 1 <= m.last_word for m in matches)
 
-        placements = place_spots(words, spots[:200], gain, opts.lookup_margin, skip=already)
+        placements = place_spots(words, spots[:200], gain, opts.spot_margin, skip=already)
         words, matches = apply_placements(words, matches, placements, texts, "spot")
         return Hypothesis(" ".join(w for w, _ in words), words, matches, logit_score,
                           logit_score)

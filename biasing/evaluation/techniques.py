@@ -41,6 +41,7 @@ class EvalContext:
     beam_width: int  # --beam-width
     options: Mapping[str, Any] = field(default_factory=dict)  # --set: decoder options
     head_labels: Mapping[str, list[str]] = field(default_factory=dict)  # the model's heads
+    model: str = ""  # the model's spec, for messages
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ class Technique:
             if need == KENLM and context.kenlm_model_path is None:
                 out.append("a language model (pass --kenlm)")
             elif need != KENLM and need not in context.head_labels:
-                out.append(f"a model with a {need!r} head")
+                which = f" ({context.model} has {', '.join(sorted(context.head_labels)) or 'none'})" \
+                    if context.model else ""
+                out.append(f"a model with a {need!r} head{which}")
         return out
 
     def build(self, context: EvalContext) -> DecodeFn:
