@@ -47,6 +47,8 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
                "oov_penalty": (1.0, 2.0)},
     # bolder subword boosting under the verifier
     "boost": {"verified_boost": (1.0, 1.5, 2.0, 3.0)},
+    # a stricter verifier under bolder boosting
+    "verify": {"verified_boost": (1.0, 1.5), "verify_margin": (1.0, 1.5, 2.0)},
     # unit spotting (technique "spot")
     "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "spot_margin": (0.0, 2.0, 4.0)},
 }

@@ -77,9 +77,9 @@ class PhoneSet:
         self.blank = labels.index("")
         self.lexicon = lexicon
         self._index = {label: i for i, label in enumerate(labels) if label}
-        self._cache_dir = (None if cache_dir is False else
-                           Path(cache_dir) if cache_dir not in (None, True) else None)
         self._use_disk = cache_dir is not False
+        self._cache_dir = None if cache_dir is None or isinstance(cache_dir, bool) \
+            else Path(cache_dir)
         self._lists: OrderedDict[str, ListPronunciations] = OrderedDict()
         self._words: dict[str, list[PhoneUnits]] = {}
         self._known: dict[str, bool] = {}
@@ -117,7 +117,7 @@ class PhoneSet:
                           + (" ..." if len(skipped) > 10 else ""),
                           UnpronounceableEntityWarning, stacklevel=3)
         trie = UnitTrie((i, alt) for i, alts in enumerate(units) for alt in alts)
-        compiled = ListPronunciations(key, units, skipped, trie)
+        compiled = ListPronunciations(key, tuple(units), skipped, trie)
         with self._lock:
             self._lists[key] = compiled
             if len(self._lists) > _MEMORY_LISTS:

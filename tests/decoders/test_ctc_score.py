@@ -57,7 +57,7 @@ def test_deletion_leaves_out_inner_units_at_a_cost(seed: int) -> None:
     inner = range(1, len(units) - 1)
     for k in range(len(units) + 1):
         for left_out in itertools.combinations(inner, k):
-            if any(b - a == 1 for a, b in zip(left_out, left_out[1:])):
+            if any(b - a == 1 for a, b in itertools.pairwise(left_out)):
                 continue  # not two in a row
             kept = [u for i, u in enumerate(units) if i not in left_out]
             expected = max(expected, ctc_viterbi(logprobs, kept, 0)[0] - 1.5 * k)
