@@ -86,7 +86,7 @@ class BiasingOptions:
     # --- phonetic techniques (used when phone posteriors are passed; see .phonetic)
     phone_weight: float = 0.5  # lambda: rescoring score = beam score + lambda * phone score
     lookup_margin: float = 8.0  # nats a phone-spotted entity must explain its span better by
-    verify_margin: float = 3.0  # a boosted entity whose phones fall further below the phone
+    verify_margin: float = 2.0  # a boosted entity whose phones fall further below the phone
     # head's best path than this many nats per phone gives way to the unbiased words
     rescore_n_best: int = 4  # beam-search hypotheses verified, looked up and rescored
     spot_bonus: float = 1.0  # spotters: nats of cost forgiven per matched unit
