@@ -43,7 +43,7 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "margins": {"lookup_margin": (0.0, 2.0, 4.0), "verify_margin": (2.0, 3.0, 5.0),
                 "phone_weight": (0.5, 1.0)},
     # the lookup's margin against the credit of listed names and the charge on non-words
-    "lookup": {"lookup_margin": (4.0, 6.0, 8.0, 10.0), "spot_bonus": (0.5, 1.0),
+    "lookup": {"lookup_margin": (4.0, 6.0, 8.0, 10.0), "lookup_bonus": (0.5, 1.0),
                "oov_penalty": (1.0, 2.0)},
     # bolder subword boosting under the verifier
     "boost": {"verified_boost": (1.0, 1.5, 2.0, 3.0)},
@@ -51,6 +51,7 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "verify": {"verified_boost": (1.0, 1.5), "verify_margin": (1.0, 1.5, 2.0)},
     # unit spotting (technique "spot")
     "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "spot_margin": (0.0, 2.0, 4.0)},
+    "unit2": {"spot_bonus": (1.5, 2.0, 2.5), "spot_margin": (4.0, 6.0, 8.0)},
 }
 
 

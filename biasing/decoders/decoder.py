@@ -89,7 +89,9 @@ class BiasingOptions:
     verify_margin: float = 2.0  # a boosted entity whose phones fall further below the phone
     # head's best path than this many nats per phone gives way to the unbiased words
     rescore_n_best: int = 4  # beam-search hypotheses verified, looked up and rescored
-    spot_bonus: float = 1.0  # spotters: nats of cost forgiven per matched unit
+    lookup_bonus: float = 1.0  # phone lookup: nats credited per phone of a listed entity
+    # (and forgiven per matched phone by the phone spotter)
+    spot_bonus: float = 1.0  # unit spotting (decoder.spot): the same, per output unit
     spot_max_cost: float = 4.0  # spotters: a token's cost allowance beyond its bonus
     spot_blank_gate: float = 0.8  # spotters: no word starts where P(blank) is higher
     spot_margin: float = 2.0  # unit spotting (decoder.spot): nats a spotted entity's score
@@ -103,7 +105,8 @@ class BiasingOptions:
     def __post_init__(self) -> None:
         for name in ("weight", "unit_bonus", "adaptive_scale", "max_adaptive",
                      "completion_bonus", "force_window", "phone_weight", "lookup_margin",
-                     "verify_margin", "spot_bonus", "spot_max_cost", "phone_floor",
+                     "verify_margin", "lookup_bonus", "spot_bonus", "spot_max_cost",
+                     "phone_floor",
                      "phone_deletion", "oov_penalty", "verified_boost", "spot_margin"):
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value <= MAX_BONUS:
@@ -578,7 +581,7 @@ class BiasedBeamSearchDecoder:
         opts = self._options
         params = PhoneticParams(opts.phone_weight, opts.lookup_margin, opts.verify_margin,
                                 max(1, opts.rescore_n_best),
-                                SpotOptions(opts.spot_bonus, opts.spot_max_cost,
+                                SpotOptions(opts.lookup_bonus, opts.spot_max_cost,
                                             opts.spot_blank_gate, floor=opts.phone_floor),
                                 full_bonus_chars=opts.full_bonus_chars,
                                 deletion=opts.phone_deletion, oov_penalty=opts.oov_penalty)

@@ -10,7 +10,7 @@ frames, :func:`phonetic_rescore`
 2. **looks up**, in the best hypothesis, listed pronunciations by spotting them in the
    phone posteriors (:mod:`.spotting`) and places a spotted entity over the words it
    covers when it explains their frames better by more than ``lookup_margin``
-   (:mod:`.lookup`): the entity is credited ``spot_bonus`` per phone (the list says it may
+   (:mod:`.lookup`): the entity is credited ``lookup_bonus`` per phone (the list says it may
    be said; less for names under ``full_bonus_chars`` letters), words outside the lexicon
    are charged ``oov_penalty``; spans may cross word boundaries ("amles ran to glue" ->
    "Anneliese Vanderkloot") but must cover a word (no insertions);
@@ -327,7 +327,7 @@ def _verify(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
 def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
             texts: Sequence[str], spots: Sequence[Spot], params: PhoneticParams) -> Candidate:
     """Place spotted entities that explain their span better than the words there by
-    ``lookup_margin``, where a listed entity is credited ``spot.unit_bonus`` per phone (the
+    ``lookup_margin``, where a listed entity is credited ``lookup_bonus`` (``spot.unit_bonus``) per phone (the
     list says it may be said) and a word outside the lexicon is charged ``oov_penalty``
     (its guessed pronunciation was written from this audio)."""
     if not spots:
