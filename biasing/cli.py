@@ -304,6 +304,12 @@ def _eval(args: argparse.Namespace) -> int:
         names = ", ".join(run.unspellable[:5]) + (" ..." if len(run.unspellable) > 5 else "")
         print(f"ctc-biasing eval: {len(run.unspellable)} list entries cannot be spelled with "
               f"the model's units and were left out: {names}", file=sys.stderr)
+    if run.unpronounceable:
+        names = ", ".join(run.unpronounceable[:5]) + (
+            " ..." if len(run.unpronounceable) > 5 else "")
+        print(f"ctc-biasing eval: {len(run.unpronounceable)} list entries have no "
+              f"pronunciation and were left out of the phonetic techniques (still boosted "
+              f"by spelling): {names}", file=sys.stderr)
     info = {"name": Path(args.dataset).name, "path": str(args.dataset), "split": args.split,
             "entities": args.entities, "entities_per_utt": args.entities_per_utt,
             "distractors": args.distractors, "list_size": args.list_size, "seed": args.seed,

@@ -41,6 +41,7 @@ def report_json(run: EvalRun, info: Mapping[str, Any]) -> dict[str, Any]:
         "forward_rtf": round(run.forward_s / run.audio_s, 5) if run.forward_s else None,
         "mean_list_size": round(run.mean_list_size, 1),
         "unspellable_entities": len(run.unspellable),
+        "unpronounceable_entities": len(run.unpronounceable),
         "techniques": {t.technique.name: t.technique.description for t in run.techniques},
         "technique_options": {t.technique.name: dict(t.options) for t in run.techniques},
     }

@@ -19,7 +19,8 @@ from ..metrics import UtteranceScore, aggregate, score_utterance
 from ..models import AcousticModel, ModelOutput
 from .cache import OutputCache
 from .lists import mean_size
-from .techniques import EvalContext, Technique
+from ..decoders.pronunciations import UnpronounceableEntityWarning
+from .techniques import PHONES, EvalContext, Technique
 
 __all__ = ["EvalRun", "TechniqueResult", "TechniqueRun", "UtteranceResult", "model_output",
            "run_eval"]
@@ -72,6 +73,8 @@ class EvalRun:
     forward_s: float  # seconds spent in the model (0 when every output came from the cache)
     mean_list_size: float  # entries per utterance list
     unspellable: tuple[str, ...]  # list entries the model's units cannot spell (skipped)
+    unpronounceable: tuple[str, ...] = ()  # list entries without a pronunciation, left out
+    # of the phonetic techniques (when one ran)
 
 
 def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
@@ -109,8 +112,10 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
             entities = lists[utt.id]
             started = time.perf_counter()
             with warnings.catch_warnings():
-                # reported once for the whole run (EvalRun.unspellable), not per utterance
+                # reported once for the whole run (EvalRun.unspellable, .unpronounceable),
+                # not per utterance
                 warnings.simplefilter("ignore", UnrepresentableEntityWarning)
+                warnings.simplefilter("ignore", UnpronounceableEntityWarning)
                 hypothesis = decode(outputs[utt.id], entities)
             decode_s += time.perf_counter() - started
             score = score_utterance(utt.text, hypothesis, [e.text for e in entities])
@@ -127,7 +132,8 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
         runs.append(TechniqueRun(technique, dict(options), result, tuple(results)))
     return EvalRun(techniques=tuple(runs), n_utterances=len(dataset), audio_s=audio_s,
                    forward_s=forward_s, mean_list_size=mean_size(lists),
-                   unspellable=_unspellable(lists, context))
+                   unspellable=_unspellable(lists, context),
+                   unpronounceable=_unpronounceable(lists) if PHONES in heads else ())
 
 
 def model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,
@@ -148,6 +154,23 @@ def model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,
     if cache is not None and entry is not None:
         cache.save(entry, output, seconds, heads)
     return output, seconds, spent
+
+
+def _unpronounceable(lists: Mapping[str, EntityList]) -> tuple[str, ...]:
+    """Distinct list entries with a word the G2P cannot pronounce (digits, symbols)."""
+    from ..lexicon import entity_words
+    from ..lexicon.g2p import normalize_word
+
+    def speakable(word: str) -> bool:
+        try:
+            normalize_word(word)
+        except ValueError:
+            return False
+        return True
+
+    texts = {e.text for entities in lists.values() for e in entities}
+    bad = [t for t in texts if not all(speakable(w) for w in entity_words(t) or [""])]
+    return tuple(sorted(bad, key=str.casefold))
 
 
 def _unspellable(lists: Mapping[str, EntityList], context: EvalContext) -> tuple[str, ...]:
