@@ -88,7 +88,7 @@ def main() -> None:
                           beam_width=args.beam_width, options={},
                           head_labels=getattr(model, "head_labels", {}))
     cache = OutputCache.for_model(default_cache_dir(), model)
-    base = TECHNIQUES["spot" if args.grid == "unit" else "phonetic"]
+    base = TECHNIQUES["spot" if args.grid.startswith("unit") else "phonetic"]
     settings = _grid(args.grid, fixed)
     variants = [Technique(f"{base.name}#{n}", base.description,
                           defaults={**base.defaults, **s}, fixed=base.fixed, needs=base.needs,
