@@ -91,10 +91,10 @@ class BiasingOptions:
     rescore_n_best: int = 4  # beam-search hypotheses verified, looked up and rescored
     lookup_bonus: float = 1.0  # phone lookup: nats credited per phone of a listed entity
     # (and forgiven per matched phone by the phone spotter)
-    spot_bonus: float = 1.0  # unit spotting (decoder.spot): the same, per output unit
+    spot_bonus: float = 2.0  # unit spotting (decoder.spot): the same, per output unit
     spot_max_cost: float = 4.0  # spotters: a token's cost allowance beyond its bonus
     spot_blank_gate: float = 0.8  # spotters: no word starts where P(blank) is higher
-    spot_margin: float = 2.0  # unit spotting (decoder.spot): nats a spotted entity's score
+    spot_margin: float = 6.0  # unit spotting (decoder.spot): nats a spotted entity's score
     # plus spot_bonus per unit must beat the greedy words' by
     phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
     phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
