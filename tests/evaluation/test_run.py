@@ -41,6 +41,46 @@ def test_run_scores_each_technique_and_writes_nothing(voxpopuli: Path, tmp_path:
     assert run.mean_list_size == 3.0
 
 
+def test_phonetic_runs_on_the_phone_head_and_reports_unpronounceable_entries_once(
+        voxpopuli: Path, recwarn: pytest.WarningsRecorder) -> None:
+    pytest.importorskip("g2p_en")
+    from biasing.lexicon.arpabet import BASE_PHONES
+
+    phones = [*BASE_PHONES, ""]
+    dataset = load_dataset(voxpopuli, "test")
+    # a vocabulary with digits, so "R2D2" is spelled (boosted) but not pronounced
+    labels = [*CHAR_LABELS[:-1], "2", ""]
+    model = ScriptedModel(heads={"phones": phones})
+    model.labels = labels
+    lists = {u.id: EntityList(["Fremont", "R2D2"]) for u in dataset}
+    context = EvalContext(labels=labels, kenlm_model_path=None, tokenizer=None, beam_width=16,
+                          head_labels=model.head_labels)
+    run = run_eval(dataset, lists, _Widened(model), parse_techniques("phonetic"), context)
+    assert run.unpronounceable == ("R2D2",)
+    assert not [w for w in recwarn if "pronunciation" in str(w.message)]
+    assert run.techniques[0].result.n_utterances == 3
+
+
+class _Widened:
+    """The scripted model with one more output column (the "2" label, never likely)."""
+
+    def __init__(self, model: ScriptedModel) -> None:
+        self._model = model
+        self.labels = model.labels
+        self.head_labels = model.head_labels
+        self.sample_rate = model.sample_rate
+        self.frame_shift_s = model.frame_shift_s
+        self.fingerprint = "widened"
+
+    def forward(self, waves, layers=()):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        from biasing.models import ModelOutput
+
+        return [ModelOutput(np.insert(o.logprobs, len(o.logprobs[0]) - 1, -30.0, axis=1),
+                            heads=o.heads) for o in self._model.forward(waves, layers)]
+
+
 def test_model_runs_once_per_utterance_with_a_cache(voxpopuli: Path, tmp_path: Path) -> None:
     dataset = load_dataset(voxpopuli, "test")
     lists = {u.id: EntityList(["Fremont"]) for u in dataset}
