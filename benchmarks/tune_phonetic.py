@@ -45,6 +45,10 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # the lookup's margin against the credit of listed names and the charge on non-words
     "lookup": {"lookup_margin": (4.0, 6.0, 8.0, 10.0), "lookup_bonus": (0.5, 1.0),
                "oov_penalty": (1.0, 2.0)},
+    # unit spotting merged into the (phonetic) beam output
+    "merge": {"merge_spots": (False, True)},
+    # the phone spotter's pruning: cost allowance (speed against recall)
+    "spotter": {"spot_max_cost": (2.0, 3.0, 4.0)},
     # bolder subword boosting under the verifier
     "boost": {"verified_boost": (1.0, 1.5, 2.0, 3.0)},
     # a stricter verifier under bolder boosting

@@ -59,7 +59,8 @@ def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def decoder_options(pairs: Sequence[str], weight: float | None = None) -> dict[str, Any]:
-    """``["unit_bonus=0.3", "lm_boost_logp=none"]`` (and ``--weight``) -> decoder options."""
+    """``["unit_bonus=0.3", "lm_boost_logp=none", "merge_spots=true"]`` (and ``--weight``)
+    -> decoder options."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -69,10 +70,14 @@ def decoder_options(pairs: Sequence[str], weight: float | None = None) -> dict[s
         if value.strip().lower() == "none":
             options[key] = None
             continue
+        if value.strip().lower() in ("true", "false"):
+            options[key] = value.strip().lower() == "true"
+            continue
         try:
             number = float(value)
         except ValueError:
-            raise ValueError(f"--set {key}: {value!r} is not a number (or 'none')") from None
+            raise ValueError(f"--set {key}: {value!r} is not a number, true/false or "
+                             "'none'") from None
         options[key] = int(number) if value.strip().lstrip("+-").isdigit() else number
     if weight is not None:
         options["weight"] = weight

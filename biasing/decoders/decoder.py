@@ -36,6 +36,7 @@ from ..tokenizer import Tokenizer, make_tokenizer
 from .alphabet import Alphabet
 from .bias import BiasScorer
 from .compile import CompiledEntities, compile_entities
+from .ctc_score import ctc_best_score
 from .hotwords import DEFAULT_HOTWORD_WEIGHT, HotwordScorer
 from .language_model import (
     DEFAULT_BOOST_LOGP,
@@ -99,6 +100,8 @@ class BiasingOptions:
     phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
     phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
     oov_penalty: float = 2.0  # rescoring: nats per word outside the lexicon and the list
+    merge_spots: bool = False  # also place unit-spotted entities into the beam search's
+    # best hypothesis (the spot rule; after the phonetic techniques, if they ran)
     verified_boost: float = 1.0  # with phone posteriors (the verifier on), the boosting
     # bonuses are multiplied by this: bolder, since unsupported names are removed after
 
@@ -116,6 +119,8 @@ class BiasingOptions:
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.merge_spots, bool):
+            raise ValueError(f"merge_spots must be True or False, got {self.merge_spots!r}")
         if not (_is_real(self.spot_blank_gate) and 0 < self.spot_blank_gate <= 1):
             raise ValueError(f"spot_blank_gate must be a probability in (0, 1], got "
                              f"{self.spot_blank_gate!r}")
@@ -365,28 +370,38 @@ class BiasedBeamSearchDecoder:
         compiled = self.compile(entity_list)
         words, matches = respell(words, compiled.spelling, compiled.max_words)
         matches = [replace(m, technique="greedy") for m in matches]
+        words, matches = self._place_unit_spots(words, matches, logprobs, compiled)
+        return Hypothesis(" ".join(w for w, _ in words), words, matches, logit_score,
+                          logit_score)
+
+    def _place_unit_spots(self, words: list[tuple[str, tuple[int, int]]],
+                          matches: list[EntityMatch], logprobs: np.ndarray,
+                          compiled: CompiledEntities,
+                          ) -> tuple[list[tuple[str, tuple[int, int]]], list[EntityMatch]]:
+        """Unit spotting's replace-if-better rule on some words with frames: a spotted
+        entity whose score over the frames of the words it covers, plus ``spot_bonus`` per
+        unit, is within ``spot_margin`` of the frame-wise best path replaces them. Words
+        that already are an entity keep it."""
         opts = self._options
         spots = spot(logprobs, self._alphabet.blank, self._unit_trie(compiled),
                      SpotOptions(opts.spot_bonus, opts.spot_max_cost, opts.spot_blank_gate))
+        if not spots:
+            return words, matches
         rel = logprobs - logprobs.max(axis=1, keepdims=True)
         blank = self._alphabet.blank
 
         def gain(found: Any, covered: Sequence[str], start: int, end: int) -> float:
-            from .ctc_score import ctc_viterbi
-
-            # the greedy words are the frame-wise best path: relative score 0
-            score = ctc_viterbi(rel[start:end], found.units, blank)[0]
+            # relative to the frame-wise best path (the greedy words: score 0)
+            score = ctc_best_score(rel[start:end], found.units, blank)
             return score + opts.spot_bonus * len(found.units)
 
+        def taken(found: Any, first: int, last: int) -> bool:
+            return any(first <= m.last_word and m.first_word <= max(first, last - 1)
+                       for m in matches)
+
         texts = [e.text for e in compiled.entities]
-
-        def already(found: Any, first: int, last: int) -> bool:
-            return any(m.first_word <= first and last - 1 <= m.last_word for m in matches)
-
-        placements = place_spots(words, spots[:200], gain, opts.spot_margin, skip=already)
-        words, matches = apply_placements(words, matches, placements, texts, "spot")
-        return Hypothesis(" ".join(w for w, _ in words), words, matches, logit_score,
-                          logit_score)
+        placements = place_spots(words, spots[:200], gain, opts.spot_margin, skip=taken)
+        return apply_placements(words, matches, placements, texts, "spot")
 
     def _unit_trie(self, compiled: CompiledEntities) -> UnitTrie:
         key = f"{compiled.entities.key}:{self._options.g2g_variants}"
@@ -568,10 +583,19 @@ class BiasedBeamSearchDecoder:
         results = search(logprobs, self._labels, self._alphabet.is_bpe, params,
                          language_model, hotword_scorer, bias, lm_start_state)
         if phone_logprobs is not None and compiled is not None and self._phone_set is not None:
-            return self._phonetic(results, compiled, entity_list, logprobs, phone_logprobs,
-                                  n_best)
-        return [(self._hypothesis(result, compiled), result.lm_state)
-                for result in results[:n_best]]
+            out = self._phonetic(results, compiled, entity_list, logprobs, phone_logprobs,
+                                 n_best)
+        else:
+            out = [(self._hypothesis(result, compiled), result.lm_state)
+                   for result in results[:n_best]]
+        if opts.merge_spots and compiled is not None and out:
+            best, state = out[0]
+            words, matches = self._place_unit_spots(list(best.words), list(best.entities),
+                                                    logprobs, compiled)
+            if words != best.words:
+                out[0] = (replace(best, text=" ".join(w for w, _ in words), words=words,
+                                  entities=matches), state)
+        return out
 
     def _phonetic(self, results: list[SearchResult], compiled: CompiledEntities,
                   entity_list: EntityList, logprobs: np.ndarray, phones: np.ndarray,
