@@ -1,5 +1,6 @@
 """Pronunciations on a phone head's labels: of an entity list (compiled once, cached by
-content hash in memory and on disk) and of ordinary words (cached per word).
+content hash in memory, and on disk for lists of ``DISK_MIN_ENTITIES`` or more) and of
+ordinary words (cached per word).
 
 Pronunciations come from a :class:`~biasing.lexicon.Lexicon`: the user's entries first, then
 every CMUdict pronunciation, then g2p_en's prediction; stress digits are dropped and each
@@ -32,6 +33,8 @@ PhoneUnits = tuple[int, ...]
 _MEMORY_LISTS = 16
 _WORD_CACHE = 100_000
 _DISK_FORMAT = 1
+DISK_MIN_ENTITIES = 2000  # smaller lists compile in well under a second from the per-word
+# caches; only larger ones are worth a file (per-request lists would fill the disk)
 
 
 class UnpronounceableEntityWarning(UserWarning):
@@ -157,13 +160,13 @@ class PhoneSet:
             out.append(index)
         return tuple(out)
 
-    def _disk_path(self, key: str) -> Path | None:
-        if not self._use_disk:
+    def _disk_path(self, key: str, size: int) -> Path | None:
+        if not self._use_disk or size < DISK_MIN_ENTITIES:
             return None
         return (self._cache_dir or cache_root() / "pronunciations") / f"list-{key}.json"
 
     def _read_disk(self, key: str, size: int) -> list[tuple[PhoneUnits, ...]] | None:
-        path = self._disk_path(key)
+        path = self._disk_path(key, size)
         if path is None or not path.is_file():
             return None
         try:
@@ -175,7 +178,7 @@ class PhoneSet:
             return None  # damaged entry: recompute and overwrite
 
     def _write_disk(self, key: str, units: list[tuple[PhoneUnits, ...]]) -> None:
-        path = self._disk_path(key)
+        path = self._disk_path(key, len(units))
         if path is None:
             return
         try:

@@ -142,8 +142,13 @@ def test_unit_spotting_on_greedy_output() -> None:
     assert decoder.spot(clean, entities=["Fremont", "Zelenskyy"]).text == "we met in paris today"
 
 
-def test_pronunciations_are_cached_on_disk(tmp_path) -> None:
+def test_pronunciations_are_cached_on_disk(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from biasing.decoders import pronunciations
+
     entities = EntityList(["Przybylski", "New York"])
+    PhoneSet(PHONES, cache_dir=tmp_path).compile(entities)
+    assert list(tmp_path.iterdir()) == []  # a small list: memory only
+    monkeypatch.setattr(pronunciations, "DISK_MIN_ENTITIES", 2)
     first = PhoneSet(PHONES, cache_dir=tmp_path).compile(entities)
     assert len(list(tmp_path.iterdir())) == 1
     again = PhoneSet(PHONES, cache_dir=tmp_path).compile(entities)
