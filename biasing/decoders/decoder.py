@@ -36,7 +36,7 @@ from ..tokenizer import Tokenizer, make_tokenizer
 from .alphabet import Alphabet
 from .bias import BiasScorer
 from .compile import CompiledEntities, compile_entities
-from .ctc_score import ctc_best_score
+from .ctc_score import ctc_viterbi
 from .hotwords import DEFAULT_HOTWORD_WEIGHT, HotwordScorer
 from .language_model import (
     DEFAULT_BOOST_LOGP,
@@ -60,6 +60,7 @@ DEFAULT_PRUNE_LOGP = -10.0
 DEFAULT_MIN_TOKEN_LOGP = -5.0
 DEFAULT_PRUNE_BEAMS = False
 MIN_TOKEN_CLIP_P = 1e-15  # log-probabilities are clipped to log(1e-15)
+SPOT_UNHEARD = 5.0  # nats: a unit this far below its frames' best was not said
 MAX_BONUS = 1000.0  # nats: any bonus (or weight) above this is a typo, not a setting
 _COMPILED_CACHE_SIZE = 16
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class BiasingOptions:
     phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
     phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
     oov_penalty: float = 2.0  # rescoring: nats per word outside the lexicon and the list
-    merge_spots: bool = False  # also place unit-spotted entities into the beam search's
+    merge_spots: bool = True  # also place unit-spotted entities into the beam search's
     # best hypothesis (the spot rule; after the phonetic techniques, if they ran)
     verified_boost: float = 1.0  # with phone posteriors (the verifier on), the boosting
     # bonuses are multiplied by this: bolder, since unsupported names are removed after
@@ -357,8 +358,8 @@ class BiasedBeamSearchDecoder:
         """Greedy decoding plus unit spotting, the approach of NeMo's CTC word spotter: no
         beam search; the list's spellings in the model's own units are spotted on the same
         posteriors (:mod:`.spotting`) and a spotted entity replaces the greedy words over
-        its frames when its score plus ``spot_bonus`` per unit beats theirs by
-        ``spot_margin``. Works with any CTC model. Entities the greedy words already
+        its frames when its score plus ``spot_bonus`` per unit (times the decoder's and the
+        entity's weight) beats theirs by ``spot_margin``. Works with any CTC model. Entities the greedy words already
         spell are respelled as listed."""
         logprobs = self._checked_logprobs(logits)
         entity_list = self._entities if entities is None else as_entity_list(entities)
@@ -381,7 +382,8 @@ class BiasedBeamSearchDecoder:
         """Unit spotting's replace-if-better rule on some words with frames: a spotted
         entity whose score over the frames of the words it covers, plus ``spot_bonus`` per
         unit, is within ``spot_margin`` of the frame-wise best path replaces them. Words
-        that already are an entity keep it."""
+        that already are an entity keep it, and every unit of a placed entity must be heard:
+        on its best frame within ``SPOT_UNHEARD`` nats of that frame's best unit."""
         opts = self._options
         spots = spot(logprobs, self._alphabet.blank, self._unit_trie(compiled),
                      SpotOptions(opts.spot_bonus, opts.spot_max_cost, opts.spot_blank_gate))
@@ -392,8 +394,16 @@ class BiasedBeamSearchDecoder:
 
         def gain(found: Any, covered: Sequence[str], start: int, end: int) -> float:
             # relative to the frame-wise best path (the greedy words: score 0)
-            score = ctc_best_score(rel[start:end], found.units, blank)
-            return score + opts.spot_bonus * len(found.units)
+            score, spans = ctc_viterbi(rel[start:end], found.units, blank)
+            if score == -np.inf:
+                return score
+            # every unit must be heard somewhere in its frames: the bonus rewards length,
+            # not a unit the audio lacks ("Reports" where "report" was said)
+            heard = [rel[start + a:start + b, u].max() for (a, b), u in zip(spans, found.units)]
+            if min(heard) < -SPOT_UNHEARD:
+                return -np.inf
+            weight = opts.weight * compiled.entities[found.key].weight
+            return score + opts.spot_bonus * weight * len(found.units)
 
         def taken(found: Any, first: int, last: int) -> bool:
             return any(first <= m.last_word and m.first_word <= max(first, last - 1)
@@ -616,7 +626,8 @@ class BiasedBeamSearchDecoder:
             PhoneEvidence(phones, self._phone_set, opts.phone_floor, opts.phone_deletion),
             prons,
             [e.text for e in entity_list],
-            greedy_words(logprobs, self._labels, self._alphabet.is_bpe), params)
+            greedy_words(logprobs, self._labels, self._alphabet.is_bpe), params,
+            [opts.weight * e.weight for e in entity_list])
         out = [(Hypothesis(" ".join(w for w, _ in c.words), c.words, c.entities,
                            c.logit_score, total, phone), results[c.origin].lm_state)
                for c, phone, total in ranked]

@@ -11,7 +11,8 @@ frames, :func:`phonetic_rescore`
    phone posteriors (:mod:`.spotting`) and places a spotted entity over the words it
    covers when it explains their frames better by more than ``lookup_margin``
    (:mod:`.lookup`): the entity is credited ``lookup_bonus`` per phone (the list says it may
-   be said; less for names under ``full_bonus_chars`` letters), words outside the lexicon
+   be said; times the entity's weight, and less for names under ``full_bonus_chars``
+   letters), words outside the lexicon
    are charged ``oov_penalty``; spans may cross word boundaries ("amles ran to glue" ->
    "Anneliese Vanderkloot") but must cover a word (no insertions);
 3. **rescores** the n-best and the variants that 1 and 2 made with ``beam score +
@@ -174,7 +175,8 @@ class Candidate:
 def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], float, float]],
                      evidence: PhoneEvidence, prons: ListPronunciations,
                      texts: Sequence[str], plain: Sequence[WordFrames],
-                     params: PhoneticParams) -> list[tuple[Candidate, float, float]]:
+                     params: PhoneticParams, weights: Sequence[float] | None = None,
+                     ) -> list[tuple[Candidate, float, float]]:
     """Verify, look up and rescore (see the module docs).
 
     Args:
@@ -185,6 +187,8 @@ def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], 
         texts: the entities' texts, by index (as listed).
         plain: the unbiased greedy words of the output units, with frames.
         params: settings.
+        weights: per entity, what multiplies its credit (its weight times the decoder's);
+            default 1.
 
     Returns:
         ``(candidate, phone score, total score)`` best first, distinct texts only.
@@ -195,20 +199,21 @@ def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], 
     spots: list[Spot] = []
     if params.lookup:
         spots = spot(evidence.logprobs, evidence.blank, prons.trie, params.spot)[:_MAX_SPOTS]
+    scales = _credit_scale(texts, params.full_bonus_chars, weights)
     candidates: list[Candidate] = []
     seen: set[str] = set()
     for origin, (words, matches, logit, beam) in enumerate(nbest[:params.n_best]):
         base = Candidate(list(words), list(matches), logit, beam, origin,
                          tuple(None for _ in words))
         found = spots if origin == 0 else []  # lookup on the best hypothesis only
-        for candidate in _variants(base, evidence, prons, texts, plain, found, params):
+        for candidate in _variants(base, evidence, prons, texts, plain, found, params,
+                                   scales):
             text = " ".join(w for w, _ in candidate.words)
             if text not in seen:
                 seen.add(text)
                 candidates.append(candidate)
     listed = {w.casefold() for text in texts for w in text.split()}
-    credit = {text: params.spot.unit_bonus * scale
-                for text, scale in zip(texts, _short_name_scale(texts, params.full_bonus_chars))}
+    credit = {text: params.spot.unit_bonus * scale for text, scale in zip(texts, scales)}
     scores = _region_scores(candidates, evidence, listed, params.oov_penalty, credit)
     out = [(c, phone, c.beam_score + params.phone_weight * phone)
            for c, phone in zip(candidates, scores)]
@@ -260,10 +265,10 @@ def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
 
 def _variants(base: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
               texts: Sequence[str], plain: Sequence[WordFrames], spots: Sequence[Spot],
-              params: PhoneticParams) -> list[Candidate]:
+              params: PhoneticParams, scales: Sequence[float]) -> list[Candidate]:
     """The verified hypothesis and, if the lookup changes it, its looked-up version."""
     verified = _verify(base, evidence, prons, texts, plain, params.verify_margin)
-    looked = _lookup(verified, evidence, prons, texts, spots, params)
+    looked = _lookup(verified, evidence, prons, texts, spots, params, scales)
     return [verified] if looked.words == verified.words else [verified, looked]
 
 
@@ -325,7 +330,8 @@ def _verify(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
 
 
 def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
-            texts: Sequence[str], spots: Sequence[Spot], params: PhoneticParams) -> Candidate:
+            texts: Sequence[str], spots: Sequence[Spot], params: PhoneticParams,
+            scale: Sequence[float]) -> Candidate:
     """Place spotted entities that explain their span better than the words there by
     ``lookup_margin``, where a listed entity is credited ``lookup_bonus`` (``spot.unit_bonus``) per phone (the
     list says it may be said) and a word outside the lexicon is charged ``oov_penalty``
@@ -334,7 +340,6 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
         return candidate
     words = candidate.words
     listed = {w.casefold() for text in texts for w in text.split()}
-    scale = _short_name_scale(texts, params.full_bonus_chars)
 
     def gain(found: Spot, covered: Sequence[str], start: int, end: int) -> float:
         if not covered:
@@ -376,11 +381,15 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
     return replace(candidate, words=new_words, entities=matches, phone_units=tuple(units))
 
 
-def _short_name_scale(texts: Sequence[str], full: int) -> list[float]:
-    """Per entity: its letters over ``full``, at most 1 (1 for all when ``full`` is 0)."""
-    if full <= 0:
-        return [1.0] * len(texts)
-    return [min(1.0, sum(c.isalpha() for c in text) / full) for text in texts]
+def _credit_scale(texts: Sequence[str], full: int, weights: Sequence[float] | None,
+                  ) -> list[float]:
+    """Per entity, what multiplies its credit: its weight, times its letters over ``full``
+    (at most 1; short names are cheap to find anywhere; no scaling when ``full`` is 0)."""
+    out = [1.0] * len(texts) if weights is None else [float(w) for w in weights]
+    if full > 0:
+        out = [w * min(1.0, sum(c.isalpha() for c in text) / full)
+               for w, text in zip(out, texts)]
+    return out
 
 
 def _units(candidate: Candidate, evidence: PhoneEvidence, lo: int, hi: int) -> PhoneUnits:

@@ -171,21 +171,27 @@ _BUILT_IN: Sequence[Technique] = (
     Technique("hotwords", "pyctcdecode's own hotwords with the same list (peer baseline)",
               factory=_hotwords),
     Technique("subword", "adaptive subword boosting in the beam search (context graph)",
-              fixed={"lm_boost_logp": None, "g2g_variants": 0}),
+              fixed={"lm_boost_logp": None, "g2g_variants": 0, "merge_spots": False}),
     Technique("lm", "unigram boosting through the KenLM BOOST class only (needs --kenlm)",
-              fixed={**_NO_GRAPH, "g2g_variants": 0}, needs=frozenset({KENLM})),
+              fixed={**_NO_GRAPH, "g2g_variants": 0, "merge_spots": False},
+              needs=frozenset({KENLM})),
     Technique("g2g", "subword boosting plus sound-alike spellings of every entity "
                      "(G2G; k from --set g2g_variants=K, default 3)",
-              defaults={"g2g_variants": 3}, fixed={"lm_boost_logp": None}),
+              defaults={"g2g_variants": 3}, fixed={"lm_boost_logp": None,
+                                                   "merge_spots": False}),
     Technique("phonetic", "subword boosting, then phone-spotting lookup, verification and "
                           "n-best rescoring on the phone head",
-              fixed={"lm_boost_logp": None, "g2g_variants": 0}, phonetic=True,
-              needs=frozenset({PHONES})),
+              fixed={"lm_boost_logp": None, "g2g_variants": 0, "merge_spots": False},
+              phonetic=True, needs=frozenset({PHONES})),
+    Technique("phonetic-spot", "phonetic, then unit spotting merged into its output (what "
+                               "Transcriber does by default with a phone head and no LM)",
+              fixed={"lm_boost_logp": None, "g2g_variants": 0, "merge_spots": True},
+              phonetic=True, needs=frozenset({PHONES})),
     Technique("spot", "greedy decoding plus unit spotting of the list (NeMo CTC-WS style; "
                       "no beam search)", spot=True),
-    Technique("all", "every decoder technique together (subword, G2G, LM BOOST class, and "
-                     "the phonetic ones when the model has a phone head)",
-              defaults={"g2g_variants": 3}, phonetic=None),
+    Technique("all", "every decoder technique together (subword, G2G, LM BOOST class, unit "
+                     "spots merged, and the phonetic ones when the model has a phone head)",
+              defaults={"g2g_variants": 3}, fixed={"merge_spots": True}, phonetic=None),
 )
 for _technique in _BUILT_IN:
     register_technique(_technique)

@@ -112,7 +112,8 @@ def test_lm_boost_class(arpa_path: Path) -> None:
     # through the BOOST class alone (every context-graph bonus is off): without the class
     # both spellings pay the unknown-word penalty and the acoustics decide.
     logprobs = char_logprobs("we met zelinsky today", weak={10: ("e", 0.35, 0.55)})
-    only_lm = {"unit_bonus": 0, "adaptive_scale": 0, "completion_bonus": 0, "force_window": 0}
+    only_lm = {"unit_bonus": 0, "adaptive_scale": 0, "completion_bonus": 0, "force_window": 0,
+               "merge_spots": False}
     boosted = build_biased_decoder(CHAR_LABELS, kenlm_model_path=arpa_path, alpha=1.0,
                                    **only_lm)
     assert boosted.decode(logprobs, entities=[]) == "we met zelinsky today"
