@@ -94,9 +94,11 @@ def main() -> None:
     cache = OutputCache.for_model(default_cache_dir(), model)
     base = TECHNIQUES["spot" if args.grid.startswith("unit") else "phonetic"]
     settings = _grid(args.grid, fixed)
+    # a grid's own options win over what the technique fixes (e.g. phonetic's merge_spots)
     variants = [Technique(f"{base.name}#{n}", base.description,
-                          defaults={**base.defaults, **s}, fixed=base.fixed, needs=base.needs,
-                          phonetic=base.phonetic, spot=base.spot)
+                          defaults={**base.defaults, **s},
+                          fixed={k: v for k, v in base.fixed.items() if k not in s},
+                          needs=base.needs, phonetic=base.phonetic, spot=base.spot)
                 for n, s in enumerate(settings)]
     techniques = [TECHNIQUES["none"], TECHNIQUES["subword"], *variants]
 
