@@ -56,6 +56,7 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # unit spotting (technique "spot")
     "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "spot_margin": (0.0, 2.0, 4.0)},
     "unit2": {"spot_bonus": (1.5, 2.0, 2.5), "spot_margin": (4.0, 6.0, 8.0)},
+    "unit_unheard": {"spot_unheard": (5.0, 8.0, 12.0, 1000.0)},
 }
 
 

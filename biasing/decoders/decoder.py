@@ -60,7 +60,6 @@ DEFAULT_PRUNE_LOGP = -10.0
 DEFAULT_MIN_TOKEN_LOGP = -5.0
 DEFAULT_PRUNE_BEAMS = False
 MIN_TOKEN_CLIP_P = 1e-15  # log-probabilities are clipped to log(1e-15)
-SPOT_UNHEARD = 5.0  # nats: a unit this far below its frames' best was not said
 MAX_BONUS = 1000.0  # nats: any bonus (or weight) above this is a typo, not a setting
 _COMPILED_CACHE_SIZE = 16
 logger = logging.getLogger(__name__)
@@ -98,6 +97,8 @@ class BiasingOptions:
     spot_blank_gate: float = 0.8  # spotters: no word starts where P(blank) is higher
     spot_margin: float = 6.0  # unit spotting (decoder.spot): nats a spotted entity's score
     # plus spot_bonus per unit must beat the greedy words' by
+    spot_unheard: float = 5.0  # unit spotting: a unit whose best frame is this far below
+    # that frame's best unit was not said, and the entity is not placed
     phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
     phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
     oov_penalty: float = 2.0  # rescoring: nats per word outside the lexicon and the list
@@ -111,7 +112,8 @@ class BiasingOptions:
                      "completion_bonus", "force_window", "phone_weight", "lookup_margin",
                      "verify_margin", "lookup_bonus", "spot_bonus", "spot_max_cost",
                      "phone_floor",
-                     "phone_deletion", "oov_penalty", "verified_boost", "spot_margin"):
+                     "phone_deletion", "oov_penalty", "verified_boost", "spot_margin",
+                     "spot_unheard"):
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value <= MAX_BONUS:
                 raise ValueError(f"{name} must be a number from 0 to {MAX_BONUS:g}, got "
@@ -383,7 +385,7 @@ class BiasedBeamSearchDecoder:
         entity whose score over the frames of the words it covers, plus ``spot_bonus`` per
         unit, is within ``spot_margin`` of the frame-wise best path replaces them. Words
         that already are an entity keep it, and every unit of a placed entity must be heard:
-        on its best frame within ``SPOT_UNHEARD`` nats of that frame's best unit."""
+        on its best frame within ``spot_unheard`` nats of that frame's best unit."""
         opts = self._options
         spots = spot(logprobs, self._alphabet.blank, self._unit_trie(compiled),
                      SpotOptions(opts.spot_bonus, opts.spot_max_cost, opts.spot_blank_gate))
@@ -400,7 +402,7 @@ class BiasedBeamSearchDecoder:
             # every unit must be heard somewhere in its frames: the bonus rewards length,
             # not a unit the audio lacks ("Reports" where "report" was said)
             heard = [rel[start + a:start + b, u].max() for (a, b), u in zip(spans, found.units)]
-            if min(heard) < -SPOT_UNHEARD:
+            if min(heard) < -opts.spot_unheard:
                 return -np.inf
             weight = opts.weight * compiled.entities[found.key].weight
             return score + opts.spot_bonus * weight * len(found.units)
