@@ -97,7 +97,7 @@ class BiasingOptions:
     spot_blank_gate: float = 0.8  # spotters: no word starts where P(blank) is higher
     spot_margin: float = 6.0  # unit spotting (decoder.spot): nats a spotted entity's score
     # plus spot_bonus per unit must beat the greedy words' by
-    spot_unheard: float = 5.0  # unit spotting: a unit whose best frame is this far below
+    spot_unheard: float = 8.0  # unit spotting: a unit whose best frame is this far below
     # that frame's best unit was not said, and the entity is not placed
     phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
     phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard

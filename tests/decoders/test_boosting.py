@@ -77,7 +77,7 @@ def test_candidate_forcing_expands_pruned_units() -> None:
     logprobs = char_logprobs("in fremont", weak={9: ("d", 0.9, 0.006)})
     decoder = build_biased_decoder(CHAR_LABELS)
     assert decoder.decode(logprobs, entities=["Fremont"]) == "in Fremont"
-    unforced = decoder.with_options(force_window=0.0)
+    unforced = decoder.with_options(force_window=0.0, merge_spots=False)
     assert unforced.decode(logprobs, entities=["Fremont"]) == "in fremond"
 
 
