@@ -45,6 +45,8 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # the lookup's margin against the credit of listed names and the charge on non-words
     "lookup": {"lookup_margin": (4.0, 6.0, 8.0, 10.0), "lookup_bonus": (0.5, 1.0),
                "oov_penalty": (1.0, 2.0)},
+    # the charge on non-words against false alarms in messy general speech
+    "oov": {"oov_penalty": (0.0, 1.0, 2.0)},
     # unit spotting merged into the (phonetic) beam output
     "merge": {"merge_spots": (False, True)},
     # the phone spotter's pruning: cost allowance (speed against recall)
