@@ -123,7 +123,7 @@ class BiasingOptions:
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if not isinstance(self.merge_spots, bool):
-            raise ValueError(f"merge_spots must be True or False, got {self.merge_spots!r}")
+            raise TypeError(f"merge_spots must be True or False, got {self.merge_spots!r}")
         if not (_is_real(self.spot_blank_gate) and 0 < self.spot_blank_gate <= 1):
             raise ValueError(f"spot_blank_gate must be a probability in (0, 1], got "
                              f"{self.spot_blank_gate!r}")

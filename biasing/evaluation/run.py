@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..datasets import Utterance
+from ..decoders.pronunciations import UnpronounceableEntityWarning
 from ..entities import EntityList, UnrepresentableEntityWarning, normalize_entity
 from ..metrics import UtteranceScore, aggregate, score_utterance
 from ..models import AcousticModel, ModelOutput
 from .cache import OutputCache
 from .lists import mean_size
-from ..decoders.pronunciations import UnpronounceableEntityWarning
 from .techniques import PHONES, EvalContext, Technique
 
 __all__ = ["EvalRun", "TechniqueResult", "TechniqueRun", "UtteranceResult", "model_output",

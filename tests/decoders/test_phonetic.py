@@ -5,9 +5,7 @@ character output misspells can be "heard" correctly by the phone head."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -25,14 +23,9 @@ PHONES = [*BASE_PHONES, ""]
 
 
 @pytest.fixture(autouse=True)
-def _cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    old = os.environ.get("CTC_BIASING_CACHE")
-    os.environ["CTC_BIASING_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("CTC_BIASING_CACHE", None)
-    else:
-        os.environ["CTC_BIASING_CACHE"] = old
+def _cache_in_tmp(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Compiled pronunciations go to a temporary folder, not ~/.cache."""
+    monkeypatch.setenv("CTC_BIASING_CACHE", str(tmp_path / "cache"))
 
 
 def heads(chars: str, said: list[str]) -> tuple[np.ndarray, np.ndarray]:
