@@ -89,7 +89,7 @@ class Transcriber:
         from .decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
         from .models import DEFAULT_MODEL, load_model, set_threads
 
-        spec = model if isinstance(model, str) else None
+        spec = None
         if isinstance(model, str) or model is None:
             set_threads(threads)
             spec = model or DEFAULT_MODEL

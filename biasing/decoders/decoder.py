@@ -45,7 +45,7 @@ from .language_model import (
     LanguageModel,
     ScoringModel,
 )
-from .lookup import apply_placements, greedy_words, place_spots
+from .lookup import MAX_SPOTS, apply_placements, greedy_words, place_spots
 from .phonetic import PhoneEvidence, PhoneticParams, phonetic_rescore
 from .pronunciations import PhoneSet
 from .respell import EntityMatch, respell
@@ -412,7 +412,7 @@ class BiasedBeamSearchDecoder:
                        for m in matches)
 
         texts = [e.text for e in compiled.entities]
-        placements = place_spots(words, spots[:200], gain, opts.spot_margin, skip=taken)
+        placements = place_spots(words, spots[:MAX_SPOTS], gain, opts.spot_margin, skip=taken)
         return apply_placements(words, matches, placements, texts, "spot")
 
     def _unit_trie(self, compiled: CompiledEntities) -> UnitTrie:

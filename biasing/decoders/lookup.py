@@ -21,7 +21,8 @@ import numpy as np
 from .respell import EntityMatch, WordFrames
 from .spotting import Spot
 
-__all__ = ["Placement", "apply_placements", "greedy_words", "place_spots"]
+__all__ = ["MAX_SPOTS", "Placement", "apply_placements", "covered_words", "greedy_words",
+           "place_spots"]
 
 
 class Placement(NamedTuple):
@@ -39,6 +40,7 @@ GainFn = Callable[[Spot, Sequence[str], int, int], float]
 
 
 JITTER = 3  # frames by which heads and spotters may disagree about a boundary
+MAX_SPOTS = 200  # spots compared per hypothesis, best first (a cost cap)
 
 
 def covered_words(words: Sequence[WordFrames], start: int, end: int) -> tuple[int, int]:

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..lexicon.confusion import soft_posteriors
 from .ctc_score import align_words, ctc_best_score, ctc_log_likelihood
-from .lookup import apply_placements, covered_words, place_spots
+from .lookup import MAX_SPOTS, apply_placements, covered_words, place_spots
 from .pronunciations import ListPronunciations, PhoneSet, PhoneUnits
 from .respell import EntityMatch, WordFrames
 from .spotting import Spot, SpotOptions, spot
@@ -47,7 +47,6 @@ from .spotting import Spot, SpotOptions, spot
 __all__ = ["PhoneEvidence", "PhoneticParams", "phonetic_rescore"]
 
 _MAX_COMBINATIONS = 8
-_MAX_SPOTS = 200  # candidates compared per hypothesis, best spotted first
 _PAD = 3  # frames added on both sides of a rescored region
 
 
@@ -64,7 +63,6 @@ class PhoneticParams:
     # credit in the lookup (short names are cheap to find anywhere); 0 = no scaling
     deletion: float | None = None  # nats per pronunciation phone the audio may lack
     oov_penalty: float = 0.0  # nats per rescored word outside the lexicon and the list
-    lookup: bool = True  # place spotted entities (False: verify and rescore only)
 
 
 class PhoneEvidence:
@@ -196,9 +194,7 @@ def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], 
     # every word's pronunciation in one batch (one run of the neural G2P for new words)
     evidence.phone_set.words(list({w for words, *_ in nbest[:params.n_best] for w, _ in words}
                                   | {w for w, _ in plain}))
-    spots: list[Spot] = []
-    if params.lookup:
-        spots = spot(evidence.logprobs, evidence.blank, prons.trie, params.spot)[:_MAX_SPOTS]
+    spots = spot(evidence.logprobs, evidence.blank, prons.trie, params.spot)[:MAX_SPOTS]
     scales = _credit_scale(texts, params.full_bonus_chars, weights)
     candidates: list[Candidate] = []
     seen: set[str] = set()

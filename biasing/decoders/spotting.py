@@ -138,7 +138,6 @@ def spot(logprobs: np.ndarray, blank: int, trie: UnitTrie,
     states = np.zeros(0, dtype=np.int64)
     scores = np.zeros(0)
     starts = np.zeros(0, dtype=np.int64)
-    root_starts = np.zeros(len(roots), dtype=np.int64)
     best: dict[tuple[int, int], tuple[float, int]] = {}  # (node, start) -> (score, end)
     for t in range(len(rel)):
         if not len(states) and not gate_open[t]:
@@ -162,8 +161,7 @@ def spot(logprobs: np.ndarray, blank: int, trie: UnitTrie,
         if gate_open[t]:
             parts_state.append(roots)
             parts_score.append(r[trie.unit[roots]])
-            root_starts.fill(t)
-            parts_start.append(root_starts.copy())
+            parts_start.append(np.full(len(roots), t, dtype=np.int64))
         states = np.concatenate(parts_state)
         scores = np.concatenate(parts_score)
         starts = np.concatenate(parts_start)

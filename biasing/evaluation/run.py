@@ -159,17 +159,10 @@ def model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,
 def _unpronounceable(lists: Mapping[str, EntityList]) -> tuple[str, ...]:
     """Distinct list entries with a word the G2P cannot pronounce (digits, symbols)."""
     from ..lexicon import entity_words
-    from ..lexicon.g2p import normalize_word
-
-    def speakable(word: str) -> bool:
-        try:
-            normalize_word(word)
-        except ValueError:
-            return False
-        return True
+    from ..lexicon.g2p import pronounceable
 
     texts = {e.text for entities in lists.values() for e in entities}
-    bad = [t for t in texts if not all(speakable(w) for w in entity_words(t) or [""])]
+    bad = [t for t in texts if not all(pronounceable(w) for w in entity_words(t) or [""])]
     return tuple(sorted(bad, key=str.casefold))
 
 

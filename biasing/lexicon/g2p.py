@@ -84,6 +84,15 @@ def pronounce_batch(words: Sequence[str]) -> list[list[Phones]]:
     return _engine().pronounce(folded)
 
 
+def pronounceable(word: str) -> bool:
+    """Whether :func:`normalize_word` accepts ``word`` (no digits, symbols or spaces)."""
+    try:
+        normalize_word(word)
+    except ValueError:
+        return False
+    return True
+
+
 def in_dictionary(word: str) -> bool:
     """Whether CMUdict has ``word`` (case-folded, with or without its apostrophes)."""
     try:

@@ -190,7 +190,7 @@ class Lexicon:
                 raise ValueError(f"entity {text!r} has no words to pronounce")
             split.append(words)
         needed = {w for words in split for w in words
-                  if w not in self._user and _pronounceable(w)}
+                  if w not in self._user and g2p.pronounceable(w)}
         ordered = sorted(needed)
         predicted = dict(zip(ordered, g2p.pronounce_batch(ordered)))
         out: list[list[list[Phones]]] = []
@@ -231,10 +231,3 @@ class Lexicon:
         if pron not in prons:
             prons.append(pron)
 
-
-def _pronounceable(word: str) -> bool:
-    try:
-        g2p.normalize_word(word)
-    except ValueError:
-        return False
-    return True
