@@ -134,12 +134,12 @@ def _read_labels(path: str) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
-def _load_logits(path: str, apply_log_softmax: bool) -> np.ndarray:
-    check_file(path, "logits file")
+def _load_logits(path: str, apply_log_softmax: bool, what: str = "logits") -> np.ndarray:
+    check_file(path, f"{what} file")
     try:
         logits = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"cannot read logits from {path}: {error}") from None
+        raise ValueError(f"cannot read {what} from {path}: {error}") from None
     if isinstance(logits, np.lib.npyio.NpzFile):  # the file is wrong, not an argument
         logits.close()
         raise ValueError(  # noqa: TRY004
@@ -168,7 +168,7 @@ def _decode(args: argparse.Namespace) -> int:
                                    tokenizer=args.tokenizer, phone_labels=phone_labels,
                                    **options)
     logits = _load_logits(args.logits, args.log_softmax)
-    phones = None if args.phones is None else _load_logits(args.phones, False)
+    phones = None if args.phones is None else _load_logits(args.phones, False, "phones")
     best = decoder.decode_hypotheses(logits, beam_width=args.beam_width, entities=entities,
                                      phones=phones)[0]
     if not args.json:
