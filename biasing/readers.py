@@ -27,6 +27,7 @@ LIMITS: dict[str, int] = {
     "lexicon file": 256 * MiB,
     "sentences file": 64 * MiB,
     "logits file": 4096 * MiB,
+    "phones file": 4096 * MiB,  # phone posteriors (decode --phones)
     "audio file": 4096 * MiB,  # two hours of 16 kHz float32 is 460 MB
     "model weights": 8192 * MiB,
     "tokenizer model": 256 * MiB,
