@@ -49,6 +49,8 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "oov": {"oov_penalty": (0.0, 1.0, 2.0)},
     # unit spotting merged into the (phonetic) beam output
     "merge": {"merge_spots": (False, True)},
+    # the rescoring's weight on the phone score
+    "weight": {"phone_weight": (0.25, 0.5, 1.0)},
     # the phone spotter's pruning: cost allowance (speed against recall)
     "spotter": {"spot_max_cost": (2.0, 3.0, 4.0)},
     # bolder subword boosting under the verifier
