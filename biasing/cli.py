@@ -1,4 +1,5 @@
-"""The ``ctc-biasing`` command line: ``decode``, ``transcribe``, ``eval``, ``make-testset``.
+"""The ``ctc-biasing`` command line: ``decode``, ``transcribe``, ``eval``, ``make-testset``,
+``train-adapter``.
 
 Each subcommand is a function that takes the parsed arguments, prints its own result and
 returns the exit status. Arguments that several subcommands share (the entity list, the
@@ -197,15 +198,33 @@ def _transcribe(args: argparse.Namespace) -> int:
         from .lexicon import Lexicon
 
         lexicon = Lexicon.load(args.lexicon)
+    if args.no_adapter and args.adapter:
+        raise ValueError("--adapter and --no-adapter contradict each other")
+    if args.attention_plot and (args.no_adapter or not entities):
+        raise ValueError("--attention-plot draws the adapter's attention over the list: it "
+                         "needs --entities and the adapter (not --no-adapter)")
+    adapter = False if args.no_adapter else (args.adapter or
+                                             (True if args.attention_plot else None))
     transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
                               beam_width=args.beam_width, device=args.device,
                               threads=args.threads, phonetic=False if args.no_phonetic else None,
-                              lexicon=lexicon, **options)
+                              lexicon=lexicon, adapter=adapter, **options)
+    if args.attention_plot and transcriber.adapter is None:
+        raise ValueError("--attention-plot needs the adapter, which --weight 0 turns off")
+    plots = _plot_paths(args.attention_plot, args.audio)
     show = _progress if len(args.audio) > 1 and sys.stderr.isatty() else None
     results, failed = [], 0
     # each result printed as soon as it is made
-    stream = transcriber.stream(args.audio, entities, on_error="report")
+    stream = transcriber.stream(args.audio, entities, on_error="report",
+                                attention=bool(plots))
     for done, result in enumerate(stream, 1):
+        if plots and result.attention is not None:
+            from .adapters.plot import plot_attention
+
+            att = result.attention
+            written = plot_attention(att.weights, att.entities, att.frame_shift_s,
+                                     result.words, plots[done - 1], title=result.source)
+            print(f"ctc-biasing transcribe: attention plot -> {written}", file=sys.stderr)
         if result.error is not None:
             failed += 1
             print(f"ctc-biasing transcribe: error: {result.error}", file=sys.stderr)
@@ -223,6 +242,20 @@ def _transcribe(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _plot_paths(plot: str | None, audio: Sequence[str]) -> list[Path]:
+    """One PNG per input: ``OUT.png`` itself for one input, ``OUT-1.png``, ... for more."""
+    if plot is None:
+        return []
+    path = Path(plot)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--attention-plot must name a .png file, got {plot!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"--attention-plot {plot!r}: folder {str(path.parent)!r} does not exist")
+    if len(audio) == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(1, len(audio) + 1)]
 
 
 def _transcript_json(result: Any) -> dict[str, Any]:
@@ -292,10 +325,13 @@ def _eval(args: argparse.Namespace) -> int:
     lists = build_lists(dataset, spec, known_ids=[u.id for u in split])
     set_threads(args.threads)
     model = load_model(args.model, device=args.device)
+    adapter = _eval_adapter(args.adapter, model) \
+        if any(t.uses_adapter for t in techniques) else None
     context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
                           tokenizer=args.tokenizer or getattr(model, "tokenizer_path", None),
                           beam_width=args.beam_width, options=options,
-                          head_labels=getattr(model, "head_labels", {}), model=args.model)
+                          head_labels=getattr(model, "head_labels", {}), model=args.model,
+                          adapter=adapter)
     for technique in techniques:  # before any model output is computed
         technique.build(context)
     no_plot = plot_problem()
@@ -319,11 +355,23 @@ def _eval(args: argparse.Namespace) -> int:
             "entities": args.entities, "entities_per_utt": args.entities_per_utt,
             "distractors": args.distractors, "list_size": args.list_size, "seed": args.seed,
             "kenlm": args.kenlm, "beam_width": args.beam_width, "decoder_options": options,
-            "model": args.model}
+            "model": args.model, "adapter": None if adapter is None else adapter.source}
     report = write_report(run, output, info, plot=no_plot is None)
     files = "json,md" + ("" if no_plot else ",png")
     print(results_markdown(report) + f"\nwritten to {args.output}/results.{{{files}}}")
     return 0
+
+
+def _eval_adapter(path: str | None, model: Any) -> Any:
+    """The adapter the eval's adapter techniques use: ``--adapter``, else the model
+    folder's, else None (the techniques then say what they miss)."""
+    from .adapters import ADAPTER_FILE, load_adapter
+
+    if path is not None:
+        return load_adapter(path, model)
+    folder = getattr(model, "folder", None)
+    own = None if folder is None else Path(folder) / ADAPTER_FILE
+    return load_adapter(own, model) if own is not None and own.is_file() else None
 
 
 # ---------------------------------------------------------------------- make-testset
@@ -347,6 +395,30 @@ def _make_testset(args: argparse.Namespace) -> int:
         print(f"{len(made.failures)} sentences failed and were left out; run again to retry "
               "them", file=sys.stderr)
         return 1
+    return 0
+
+
+# --------------------------------------------------------------------- train-adapter
+
+def _train_adapter(args: argparse.Namespace) -> int:
+    from .adapters.train import TrainOptions, train_adapter
+    from .models import load_model, set_threads
+
+    data = [d.strip() for d in args.data.split(",") if d.strip()]
+    if not data:
+        raise ValueError(f"--data names no folder: {args.data!r}")
+    if not args.minutes > 0:
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
+    set_threads(args.threads)
+    model = load_model(args.model, device=args.device)
+    options = TrainOptions(minutes=args.minutes, units=args.units, seed=args.seed,
+                           max_list=args.max_list,
+                           layers=tuple(int(k) for k in args.layers.split(","))
+                           if args.layers else ())
+    path = train_adapter(model, data, args.output, options, device=args.device,
+                         log=lambda line: print(f"train-adapter: {line}", file=sys.stderr,
+                                                flush=True))
+    print(f"adapter written to {path}")
     return 0
 
 
@@ -394,6 +466,14 @@ def _parser() -> argparse.ArgumentParser:
                                  "verification, rescoring)")
     transcribe.add_argument("--lexicon", help="user pronunciations: entity<TAB>ARPAbet "
                                               "phones (see biasing.lexicon.Lexicon)")
+    transcribe.add_argument("--adapter", help="contextual adapter file (default: the model "
+                                              "folder's adapter.npz, when it has one)")
+    transcribe.add_argument("--no-adapter", action="store_true",
+                            help="do not use the contextual adapter")
+    transcribe.add_argument("--attention-plot", metavar="OUT.png",
+                            help="draw the adapter's attention (frames x entities) with the "
+                                 "words along the time axis; OUT-1.png, OUT-2.png, ... for "
+                                 "several inputs")
     transcribe.set_defaults(run=_transcribe)
 
     evaluate = commands.add_parser(
@@ -417,6 +497,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_decoder_arguments(evaluate)
     evaluate.add_argument("--techniques", default="none,hotwords,subword",
                           help="comma-separated: none, hotwords, subword, lm, g2g, all, ...")
+    evaluate.add_argument("--adapter", help="contextual adapter file for the adapter and "
+                          "joint techniques (default: the model folder's adapter.npz)")
     evaluate.add_argument("--limit", type=int, help="only the first N utterances")
     evaluate.add_argument("--cache", help="where model outputs are cached, keyed by model "
                           "and audio (default: $CTC_BIASING_CACHE/logprobs, "
@@ -444,6 +526,27 @@ def _parser() -> argparse.ArgumentParser:
                          help="sentences with digits: read spelled out (spell) or left out "
                               "(skip); normalized_text keeps the digits either way")
     testset.set_defaults(run=_make_testset)
+
+    train = commands.add_parser(
+        "train-adapter", help="train a contextual adapter on a frozen model (resumable)",
+        epilog="The model's outputs are cached in OUTPUT once; a rerun with the same OUTPUT "
+               "continues from OUTPUT/checkpoint.pt until --minutes of training are spent. "
+               "The best state so far is in OUTPUT/adapter.npz.")
+    _add_model_arguments(train)
+    train.add_argument("--data", required=True,
+                       help="comma-separated folders, split 'train': asr_train.tsv (with "
+                            "entities_per_utt.tsv for the rare words) or Kaldi train/")
+    train.add_argument("--output", required=True, help="folder for features, checkpoints, "
+                                                       "log.tsv and adapter.npz")
+    train.add_argument("--minutes", type=float, default=40.0, help="training time budget")
+    train.add_argument("--units", choices=("auto", "chars", "pieces"), default="auto",
+                       help="how the entity encoder spells entities (auto: the pieces of "
+                            "the model's intermediate heads when it has such heads)")
+    train.add_argument("--layers", help="comma-separated model layers the query reads "
+                                        "(default: those of the model's auxiliary heads)")
+    train.add_argument("--max-list", type=int, default=300, help="largest training list")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_train_adapter)
     return parser
 
 

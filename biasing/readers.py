@@ -24,6 +24,7 @@ LIMITS: dict[str, int] = {
     "dataset list": 512 * MiB,  # asr_{split}.tsv, Kaldi text / wav.scp / utt2spk
     "entities-per-utterance file": 512 * MiB,
     "model config": 16 * MiB,
+    "adapter file": 256 * MiB,
     "lexicon file": 256 * MiB,
     "sentences file": 64 * MiB,
     "logits file": 4096 * MiB,

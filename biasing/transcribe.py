@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,6 +48,16 @@ class EntityHit:
 
 
 @dataclass(frozen=True)
+class Attention:
+    """Where the contextual adapter looked: per output frame, its weights over ``<no-bias>``
+    and the listed entities (each row sums to 1)."""
+
+    weights: np.ndarray  # (frames, 1 + N) float32; column 0 is <no-bias>
+    entities: tuple[str, ...]  # the N entities of columns 1..N, as listed
+    frame_shift_s: float  # seconds between frames
+
+
+@dataclass(frozen=True)
 class Transcript:
     """The result for one input."""
 
@@ -57,6 +67,8 @@ class Transcript:
     entities: list[EntityHit]  # listed entities found, in order
     duration_s: float  # length of the audio in seconds
     error: str | None = None  # why this input failed (on_error="report"); then text is ""
+    attention: Attention | None = None  # the adapter's attention, when asked for
+    # (``transcribe(..., attention=True)``) and the adapter ran
 
 
 class Transcriber:
@@ -76,16 +88,22 @@ class Transcriber:
             model's ``phones`` head: None (default) when the model has one, True requires
             it, False never.
         lexicon: user pronunciations for them (``biasing.lexicon.Lexicon``).
+        adapter: the contextual adapter (``biasing.adapters``), which shifts the model's
+            output toward the list before decoding: None (default) uses the model folder's
+            ``adapter.npz`` when there is one, True requires it, False never uses one; a
+            path or an ``Adapter`` uses that one. It runs only for a non-empty list and a
+            non-zero ``weight``.
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
 
     Raises:
-        ValueError: ``phonetic=True`` and the model has no ``phones`` head.
+        ValueError: ``phonetic=True`` and the model has no ``phones`` head; ``adapter=True``
+            and the model folder has no adapter; an adapter that does not match the model.
     """
 
     def __init__(self, model: Any = None, kenlm_model_path: str | os.PathLike[str] | None = None,
                  tokenizer: Any = None, beam_width: int | None = None, device: str = "cpu",
                  threads: int | None = None, phonetic: bool | None = None, lexicon: Any = None,
-                 **options: Any) -> None:
+                 adapter: Any = None, **options: Any) -> None:
         from .decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
         from .models import DEFAULT_MODEL, load_model, set_threads
 
@@ -108,22 +126,27 @@ class Transcriber:
         self.decoder = build_biased_decoder(
             model.labels, kenlm_model_path=kenlm_model_path, tokenizer=tokenizer,
             phone_labels=phone_labels if self.phonetic else None, lexicon=lexicon, **options)
+        self.adapter = _adapter(adapter, model, spec)
+        if options.get("weight", 1.0) == 0:
+            self.adapter = None  # weight 0 changes nothing, the adapter included
 
     def transcribe(self, inputs: AudioInput | Sequence[AudioInput],
                    entities: EntityInput | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   on_error: Literal["raise", "report"] = "raise") -> list[Transcript]:
+                   on_error: Literal["raise", "report"] = "raise",
+                   attention: bool = False) -> list[Transcript]:
         """Transcribe files (any rate, mono or stereo) or ``(wave, rate)`` pairs.
 
         ``entities`` apply to this call only. ``progress(done, total)`` is called after each
         input. Returns one :class:`Transcript` per input, in order. An input that cannot be
         read (missing, not audio, truncated, too short) raises, or with
         ``on_error="report"`` gives a Transcript whose ``error`` says why, and the others
-        are still transcribed.
+        are still transcribed. ``attention=True`` keeps the adapter's attention weights in
+        ``Transcript.attention``.
         """
         items = _as_items(inputs)
         results: list[Transcript] = []
-        for result in self.stream(items, entities, on_error):
+        for result in self.stream(items, entities, on_error, attention):
             results.append(result)
             if progress:
                 progress(len(results), len(items))
@@ -131,7 +154,8 @@ class Transcriber:
 
     def stream(self, inputs: AudioInput | Sequence[AudioInput],
                entities: EntityInput | None = None,
-               on_error: Literal["raise", "report"] = "raise") -> Iterator[Transcript]:
+               on_error: Literal["raise", "report"] = "raise",
+               attention: bool = False) -> Iterator[Transcript]:
         """As :meth:`transcribe`, but each Transcript is yielded as soon as the few inputs
         read with it are decoded, so memory does not grow with the number of inputs. The
         arguments and the entity list are checked now, before any audio is read."""
@@ -140,15 +164,16 @@ class Transcriber:
         items = _as_items(inputs)
         entity_list = as_entity_list(entities)
         self.decoder.compile(entity_list)  # fail on a bad list before any audio work
-        return self._batches(items, entity_list, on_error)
+        return self._batches(items, entity_list, on_error, attention)
 
-    def _batches(self, items: list[AudioInput], entities: Iterable[Any],
-                 on_error: str) -> Iterator[Transcript]:
+    def _batches(self, items: list[AudioInput], entities: Any, on_error: str,
+                 attention: bool) -> Iterator[Transcript]:
         for start in range(0, len(items), BATCH_SIZE):
-            yield from self._batch(items[start:start + BATCH_SIZE], start, entities, on_error)
+            yield from self._batch(items[start:start + BATCH_SIZE], start, entities, on_error,
+                                   attention)
 
-    def _batch(self, items: list[AudioInput], first: int, entities: Iterable[Any],
-               on_error: str) -> list[Transcript]:
+    def _batch(self, items: list[AudioInput], first: int, entities: Any,
+               on_error: str, attention: bool) -> list[Transcript]:
         """Read, run and decode a few inputs; failed reads reported or raised."""
         from .audio import load_audio, to_model_rate
         from .models import forward_long
@@ -170,28 +195,57 @@ class Transcriber:
                 if on_error == "raise":
                     raise
                 failed[n] = str(err)
+        layers = self.adapter.layers if self.adapter is not None and len(entities) else ()
         short = [i for i, w in waves.items() if len(w) <= LONG_AUDIO_S * rate]
-        outputs = dict(zip(short, self.model.forward([waves[i] for i in short])))
+        outputs = dict(zip(short, self.model.forward([waves[i] for i in short], layers)))
         results = []
         for n, source in enumerate(sources):
             if n in failed:
                 results.append(Transcript(source, "", [], [], 0.0, error=failed[n]))
                 continue
             wave = waves[n]
-            out = outputs.pop(n, None) or forward_long(self.model, wave, chunk_s=LONG_AUDIO_S)
-            results.append(self._decode(out, entities, source, len(wave) / rate))
+            out = outputs.pop(n, None) or forward_long(self.model, wave, layers,
+                                                       chunk_s=LONG_AUDIO_S)
+            results.append(self._decode(out, entities, source, len(wave) / rate, attention))
         return results
 
-    def _decode(self, output: Any, entities: Iterable[Any], source: str,
-                duration_s: float) -> Transcript:
+    def _decode(self, output: Any, entities: Any, source: str, duration_s: float,
+                keep_attention: bool = False) -> Transcript:
         phones = output.heads.get(PHONE_HEAD) if self.phonetic else None
-        best = self.decoder.decode_hypotheses(output.logprobs, beam_width=self.beam_width,
-                                              entities=entities, phones=phones)[0]
         shift = self.model.frame_shift_s
+        logprobs, weights = output.logprobs, None
+        if self.adapter is not None and len(entities):
+            biased = self.adapter.bias(output, entities)
+            logprobs = biased.logprobs
+            if keep_attention and biased.attention is not None:
+                weights = Attention(biased.attention, biased.entities, shift)
+        best = self.decoder.decode_hypotheses(logprobs, beam_width=self.beam_width,
+                                              entities=entities, phones=phones)[0]
         words = [WordTiming(w, s * shift, e * shift) for w, (s, e) in best.words]
         hits = [EntityHit(m.text, m.start_frame * shift, m.end_frame * shift, m.first_word,
                           m.last_word, m.technique, m.phone_score) for m in best.entities]
-        return Transcript(source, best.text, words, hits, duration_s)
+        return Transcript(source, best.text, words, hits, duration_s, attention=weights)
+
+
+def _adapter(adapter: Any, model: Any, spec: str | None) -> Any:
+    """The ``Adapter`` that ``Transcriber(adapter=...)`` asks for, bound to ``model``."""
+    if adapter is False:
+        return None
+    from .adapters import ADAPTER_FILE, Adapter, load_adapter
+
+    if isinstance(adapter, Adapter):
+        return adapter
+    if adapter is None or adapter is True:
+        folder = getattr(model, "folder", None)
+        path = None if folder is None else os.path.join(folder, ADAPTER_FILE)
+        if path is None or not os.path.isfile(path):
+            if adapter is True:
+                name = f"model {spec!r}" if spec else type(model).__name__
+                raise ValueError(f"adapter=True but {name} has no {ADAPTER_FILE} in its "
+                                 f"folder ({folder or 'a model made in memory has none'})")
+            return None
+        return load_adapter(path, model)
+    return load_adapter(adapter, model)
 
 
 def _as_items(inputs: AudioInput | Sequence[AudioInput]) -> list[AudioInput]:

@@ -3,8 +3,8 @@
 Entries live in ``FOLDER/<model fingerprint>/<audio hash>.npz``: the model's fingerprint
 (``model.fingerprint``, which changes with its weights and configuration) and the SHA-1 of
 the audio file's bytes, so an edited file or a retrained model never reads a stale entry.
-An entry holds the log-probabilities, the audio duration and the auxiliary heads that were
-asked for. Writes are atomic (a temporary file renamed into place), so an interrupted or
+An entry holds the log-probabilities, the audio duration, the auxiliary heads and the
+intermediate layers (float16, for the contextual adapter) that were asked for. Writes are atomic (a temporary file renamed into place), so an interrupted or
 failed write never leaves a truncated entry; an unreadable entry is reported with its path
 (a ``RuntimeWarning``) and computed again.
 """
@@ -25,6 +25,7 @@ from ..paths import atomic_write, cache_root, ensure_folder
 __all__ = ["OutputCache", "default_cache_dir"]
 
 _HEAD = "head:"  # prefix of a head's array in an entry
+_HIDDEN = "hidden:"  # prefix of an intermediate layer's array (float16) in an entry
 
 
 def default_cache_dir() -> Path:
@@ -55,17 +56,21 @@ class OutputCache:
         """Where the entry of the audio file ``audio`` lives (reads the file to hash it)."""
         return self.folder / f"{hashlib.sha1(Path(audio).read_bytes()).hexdigest()}.npz"
 
-    def load(self, path: Path, heads: Collection[str] = ()) -> tuple[ModelOutput, float] | None:
+    def load(self, path: Path, heads: Collection[str] = (), layers: Collection[int] = (),
+             ) -> tuple[ModelOutput, float] | None:
         """(output, audio seconds) stored at ``path`` (an :meth:`entry`), when it is there
-        with every head in ``heads``."""
+        with every head in ``heads`` and every layer in ``layers``."""
         if not path.is_file():
             return None
         try:
             with np.load(path) as entry:
-                if not all(_HEAD + name in entry.files for name in heads):
+                if not all(_HEAD + name in entry.files for name in heads) or \
+                        not all(f"{_HIDDEN}{k}" in entry.files for k in layers):
                     return None
                 output = ModelOutput(logprobs=entry["logprobs"],
-                                     heads={name: entry[_HEAD + name] for name in heads})
+                                     heads={name: entry[_HEAD + name] for name in heads},
+                                     hidden={k: entry[f"{_HIDDEN}{k}"].astype(np.float32)
+                                             for k in layers})
                 return output, float(entry["seconds"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             warnings.warn(f"model output cache entry {path} is unreadable ({err}); removed it "
@@ -74,11 +79,12 @@ class OutputCache:
             return None
 
     def save(self, path: Path, output: ModelOutput, seconds: float,
-             heads: Collection[str] = ()) -> None:
-        """Store at ``path`` (an :meth:`entry`) the log-probabilities, ``seconds`` and the
-        heads named in ``heads``."""
+             heads: Collection[str] = (), layers: Collection[int] = ()) -> None:
+        """Store at ``path`` (an :meth:`entry`) the log-probabilities, ``seconds``, the
+        heads named in ``heads`` and the layers in ``layers`` (as float16)."""
         arrays: dict[str, np.ndarray] = {"logprobs": output.logprobs,
                                          "seconds": np.asarray(seconds, dtype=np.float64)}
         arrays.update({_HEAD + name: output.heads[name] for name in heads})
+        arrays.update({f"{_HIDDEN}{k}": output.hidden[k].astype(np.float16) for k in layers})
         with atomic_write(path) as stream:
             np.savez(stream, **arrays)

@@ -93,11 +93,14 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
     if absent:
         raise ValueError(f"{len(absent)} utterance(s) have no entity list, e.g. {absent[0]!r}")
     decoders = {t.name: t.build(context) for t in techniques}
-    heads = sorted({head for t in techniques for head in t.heads(context)})
+    adapted = any(t.uses_adapter for t in techniques) and context.adapter is not None
+    heads = sorted({head for t in techniques for head in t.heads(context)} |
+                   set(context.adapter.heads if adapted else ()))
+    layers = tuple(context.adapter.layers) if adapted else ()
     outputs: dict[str, ModelOutput] = {}
     audio_s = forward_s = 0.0
     for n, utt in enumerate(dataset, 1):
-        outputs[utt.id], seconds, spent = model_output(model, utt.audio, cache, heads)
+        outputs[utt.id], seconds, spent = model_output(model, utt.audio, cache, heads, layers)
         audio_s += seconds
         forward_s += spent
         if progress:
@@ -137,22 +140,24 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
 
 
 def model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,
-                  heads: Sequence[str]) -> tuple[ModelOutput, float, float]:
-    """(output, audio seconds, seconds spent in the model) from the cache or the model."""
+                 heads: Sequence[str], layers: Sequence[int] = (),
+                 ) -> tuple[ModelOutput, float, float]:
+    """(output, audio seconds, seconds spent in the model) from the cache or the model;
+    ``layers`` are the intermediate layers to keep (the adapter's)."""
     from ..audio import load_audio
     from ..models import forward_long
 
     entry = None if cache is None else cache.entry(audio)
-    stored = None if cache is None or entry is None else cache.load(entry, heads)
+    stored = None if cache is None or entry is None else cache.load(entry, heads, layers)
     if stored is not None:
         return stored[0], stored[1], 0.0
     wave = load_audio(audio, model.sample_rate)
     seconds = len(wave) / model.sample_rate
     started = time.perf_counter()
-    output = forward_long(model, wave)
+    output = forward_long(model, wave, layers)
     spent = time.perf_counter() - started
     if cache is not None and entry is not None:
-        cache.save(entry, output, seconds, heads)
+        cache.save(entry, output, seconds, heads, layers)
     return output, seconds, spent
 
 

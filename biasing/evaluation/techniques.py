@@ -21,7 +21,7 @@ from typing import Any
 from ..entities import EntityList
 from ..models import ModelOutput
 
-__all__ = ["TECHNIQUES", "DecodeFn", "EvalContext", "Technique", "parse_techniques",
+__all__ = ["ADAPTER", "TECHNIQUES", "DecodeFn", "EvalContext", "Technique", "parse_techniques",
            "register_technique"]
 
 # Decodes one utterance's model output with its entity list; returns the transcript.
@@ -29,6 +29,7 @@ DecodeFn = Callable[[ModelOutput, EntityList], str]
 
 KENLM = "kenlm"  # a need: the technique scores with a language model (--kenlm)
 PHONES = "phones"  # the phone head the phonetic techniques read
+ADAPTER = "adapter"  # a need: the contextual adapter (the model folder's, or --adapter)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class EvalContext:
     options: Mapping[str, Any] = field(default_factory=dict)  # --set: decoder options
     head_labels: Mapping[str, list[str]] = field(default_factory=dict)  # the model's heads
     model: str = ""  # the model's spec, for messages
+    adapter: Any = None  # the contextual adapter bound to the model (biasing.adapters), if any
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,14 @@ class Technique:
     # (then PHONES is among ``needs``), None: when the model has one
     spot: bool = False  # greedy decoding + unit spotting instead of the beam search
 
+    @property
+    def uses_adapter(self) -> bool:
+        """Whether the model's output goes through the contextual adapter first."""
+        return ADAPTER in self.needs
+
     def heads(self, context: EvalContext) -> list[str]:
         """The model heads this technique reads in ``context``."""
-        heads = {need for need in self.needs if need != KENLM}
+        heads = {need for need in self.needs if need not in (KENLM, ADAPTER)}
         if self.phonetic is None and PHONES in context.head_labels:
             heads.add(PHONES)
         return sorted(heads)
@@ -76,7 +83,10 @@ class Technique:
         for need in sorted(self.needs):
             if need == KENLM and context.kenlm_model_path is None:
                 out.append("a language model (pass --kenlm)")
-            elif need != KENLM and need not in context.head_labels:
+            elif need == ADAPTER and context.adapter is None:
+                which = f" ({context.model} has none)" if context.model else ""
+                out.append(f"a contextual adapter{which}; pass --adapter FILE")
+            elif need not in (KENLM, ADAPTER) and need not in context.head_labels:
                 which = f" ({context.model} has {', '.join(sorted(context.head_labels)) or 'none'})" \
                     if context.model else ""
                 out.append(f"a model with a {need!r} head{which}")
@@ -96,15 +106,26 @@ class Technique:
         phonetic = PHONES in self.heads(context) and self.phonetic is not False
         decoder = _decoder(context, self.options(context), phonetic)
         beam_width = context.beam_width
+        adapter = context.adapter if self.uses_adapter else None
+
+        def logprobs(output: ModelOutput, entities: EntityList) -> Any:
+            return output.logprobs if adapter is None else \
+                adapter.bias(output, entities).logprobs
+
         if not self.uses_list:
             return lambda output, entities: decoder.decode(output.logprobs, beam_width,
                                                            entities=[])
         if self.spot:
-            return lambda output, entities: decoder.spot(output.logprobs, entities).text
+            return lambda output, entities: decoder.spot(logprobs(output, entities),
+                                                         entities).text
         if phonetic:
             return lambda output, entities: decoder.decode(
-                output.logprobs, beam_width, entities=entities, phones=output.heads[PHONES])
-        return lambda output, entities: decoder.decode(output.logprobs, beam_width,
+                logprobs(output, entities), beam_width, entities=entities,
+                phones=output.heads[PHONES])
+        if self.fixed.get("weight") == 0:  # the list goes to the adapter only
+            return lambda output, entities: decoder.decode(logprobs(output, entities),
+                                                           beam_width, entities=[])
+        return lambda output, entities: decoder.decode(logprobs(output, entities), beam_width,
                                                        entities=entities)
 
 
@@ -192,6 +213,12 @@ _BUILT_IN: Sequence[Technique] = (
     Technique("all", "every decoder technique together (subword, G2G, LM BOOST class, unit "
                      "spots merged, and the phonetic ones when the model has a phone head)",
               defaults={"g2g_variants": 3}, fixed={"merge_spots": True}, phonetic=None),
+    Technique("adapter", "the contextual adapter shifts the model's output toward the list, "
+                         "then plain beam search (no decoder biasing)",
+              fixed={"weight": 0.0}, needs=frozenset({ADAPTER})),
+    Technique("joint", "the contextual adapter, then every decoder technique (as 'all')",
+              defaults={"g2g_variants": 3}, fixed={"merge_spots": True}, phonetic=None,
+              needs=frozenset({ADAPTER})),
 )
 for _technique in _BUILT_IN:
     register_technique(_technique)

@@ -29,7 +29,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MODEL_KINDS", "AcousticModel", "ModelOutput", "available_cores", "default_model_dir",
+__all__ = ["MODEL_KINDS", "AcousticModel", "BiasableModel", "ModelOutput", "available_cores", "default_model_dir",
            "files_fingerprint", "forward_long", "greedy_labels", "load_model", "set_threads"]
 
 # Spec prefixes understood by ``load_model``, with what follows the colon.
@@ -66,6 +66,9 @@ class ModelOutput:
     hidden: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (frames, dim) float32
     # auxiliary CTC head name -> (frames, classes) float32 log-probabilities, e.g. "phones"
     heads: dict[str, np.ndarray] = field(default_factory=dict)
+    # (frames, representation_size) float32: what the output layer reads, when asked for
+    # (``forward(..., representation=True)``); ``output_layer`` of it gives the logits
+    representation: np.ndarray | None = None
 
 
 class AcousticModel(Protocol):
@@ -96,6 +99,30 @@ class AcousticModel(Protocol):
         Returns:
             one ``ModelOutput`` per input, in order.
         """
+        ...
+
+
+class BiasableModel(AcousticModel, Protocol):
+    """An ``AcousticModel`` that the contextual adapter (``biasing.adapters``) can bias: it
+    exposes its intermediate layers' sizes, the representation its output layer reads, and
+    that output layer, so a changed representation can be put through it.
+
+    ``forward(waves, layers, representation=True)`` fills ``ModelOutput.representation``.
+    The output layer must be affine (a linear layer or pointwise convolution), as CTC output
+    layers are: then ``log_softmax(logprobs + output_layer(d) - output_layer(0))`` is the
+    output for ``representation + d``, and the adapter needs no representation at all.
+    """
+
+    representation_size: int  # channels of the representation the output layer reads
+    num_layers: int  # valid ``layers`` indices are ``0..num_layers - 1``
+
+    def layer_size(self, layer: int) -> int:
+        """Channels of ``hidden[layer]``."""
+        ...
+
+    def output_layer(self, representation: torch.Tensor) -> torch.Tensor:
+        """(..., representation_size) float32 -> (..., len(labels)) raw logits, on the
+        model's device (``self.device``)."""
         ...
 
 
@@ -136,6 +163,7 @@ def forward_long(
     layers: Sequence[int] = (),
     chunk_s: float = 30.0,
     overlap_s: float = 10.0,
+    representation: bool = False,
 ) -> ModelOutput:
     """Run ``model`` on a recording of any length in overlapping chunks.
 
@@ -156,6 +184,7 @@ def forward_long(
         layers: intermediate layers to return, stitched like the log-probabilities.
         chunk_s: chunk length in seconds.
         overlap_s: overlap between consecutive chunks in seconds, ``0 <= overlap_s < chunk_s``.
+        representation: also return what the output layer reads (a ``BiasableModel``).
 
     Returns:
         the ``ModelOutput`` of the whole recording; (frames, vocab) log-probabilities.
@@ -173,8 +202,9 @@ def forward_long(
     overlap_frames = round(overlap_s / model.frame_shift_s)
     if overlap_frames >= chunk_frames:
         raise ValueError(f"overlap_s={overlap_s} leaves no step between chunks of {chunk_s} s")
+    extra = {"representation": True} if representation else {}
     if len(wave) <= chunk_frames * hop:
-        return model.forward([wave], layers)[0]
+        return model.forward([wave], layers, **extra)[0]
 
     step = chunk_frames - overlap_frames
     drop_left = overlap_frames // 2
@@ -184,7 +214,7 @@ def forward_long(
     while True:
         begin = start * hop
         last = begin + chunk_frames * hop >= len(wave)
-        out = model.forward([wave[begin : begin + chunk_frames * hop]], layers)[0]
+        out = model.forward([wave[begin : begin + chunk_frames * hop]], layers, **extra)[0]
         keep_from = 0 if start == 0 else drop_left
         keep_to = len(out.logprobs) if last else chunk_frames - drop_right
         if keep_to > len(out.logprobs):
@@ -197,6 +227,8 @@ def forward_long(
                 logprobs=out.logprobs[keep_from:keep_to],
                 hidden={k: v[keep_from:keep_to] for k, v in out.hidden.items()},
                 heads={k: v[keep_from:keep_to] for k, v in out.heads.items()},
+                representation=None if out.representation is None
+                else out.representation[keep_from:keep_to],
             )
         )
         if last:
@@ -206,6 +238,8 @@ def forward_long(
         logprobs=np.concatenate([p.logprobs for p in pieces]),
         hidden={k: np.concatenate([p.hidden[k] for p in pieces]) for k in pieces[0].hidden},
         heads={k: np.concatenate([p.heads[k] for p in pieces]) for k in pieces[0].heads},
+        representation=None if pieces[0].representation is None
+        else np.concatenate([p.representation for p in pieces]),
     )
 
 

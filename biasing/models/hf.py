@@ -88,7 +88,8 @@ class HuggingFaceCTCModel:
     """
 
     def __init__(self, model: Any, feature_extractor: Any, labels: list[str],
-                 device: str = "cpu", fingerprint: str | None = None) -> None:
+                 device: str = "cpu", fingerprint: str | None = None,
+                 folder: Path | None = None) -> None:
         try:
             import torch
         except ImportError as err:
@@ -104,6 +105,7 @@ class HuggingFaceCTCModel:
             raise ValueError(f"{len(labels)} labels for a CTC head with {num_classes} classes")
         self.labels = list(labels)
         self.fingerprint = fingerprint  # of the folder's files; None for a model in memory
+        self.folder = folder  # the folder it was loaded from (None: made in memory)
         self.sample_rate = int(feature_extractor.sampling_rate)
         self._kernels = [int(k) for k in config.conv_kernel]
         self._strides = [int(s) for s in config.conv_stride]
@@ -124,13 +126,36 @@ class HuggingFaceCTCModel:
             frames = (frames - kernel) // stride + 1
         return max(frames, 0)
 
-    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()) -> list[ModelOutput]:
+    @property
+    def representation_size(self) -> int:
+        """Size of the last hidden state, which ``lm_head`` (the output layer) reads."""
+        return int(self.model.lm_head.in_features)
+
+    def layer_size(self, layer: int) -> int:
+        """Size of ``hidden[layer]`` (every hidden state has ``hidden_size`` channels)."""
+        self._check_layer(layer)
+        return int(self.model.config.hidden_size)
+
+    def output_layer(self, representation: Any) -> Any:
+        """``lm_head`` on (..., hidden_size) input: (..., len(labels)) raw logits."""
+        return self.model.lm_head(representation)
+
+    def _check_layer(self, layer: object) -> None:
+        if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) \
+                or not 0 <= layer < self.num_layers:
+            raise ValueError(
+                f"layer {layer!r} out of range: valid hidden states are 0..{self.num_layers - 1}"
+            )
+
+    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = (),
+                representation: bool = False) -> list[ModelOutput]:
         """Log-probabilities (and hidden states) for a batch of waveforms.
 
         Args:
             waves: float32 mono waveforms at ``sample_rate``, each (samples,) with at least
                 ``min_samples`` samples (400 = 25 ms for wav2vec2).
             layers: hidden-state indices in ``0..num_layers - 1`` (see the module docstring).
+            representation: also return the last hidden state, which ``lm_head`` reads.
 
         Returns:
             per input, ``ModelOutput`` with logprobs (frames, len(labels)) and hidden
@@ -138,18 +163,17 @@ class HuggingFaceCTCModel:
         """
         checked = _check_waves(waves, min_samples=self.min_samples)
         for layer in layers:
-            if not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.num_layers:
-                raise ValueError(
-                    f"layer {layer!r} out of range: valid hidden states are 0..{self.num_layers - 1}"
-                )
+            self._check_layer(layer)
         groups = [checked] if self._batchable else [[wave] for wave in checked]
         outputs: list[ModelOutput] = []
         for group in groups:
             if group:
-                outputs.extend(self._forward_group(group, sorted({int(k) for k in layers})))
+                outputs.extend(self._forward_group(group, sorted({int(k) for k in layers}),
+                                                   representation))
         return outputs
 
-    def _forward_group(self, waves: list[np.ndarray], layers: list[int]) -> list[ModelOutput]:
+    def _forward_group(self, waves: list[np.ndarray], layers: list[int],
+                       representation: bool = False) -> list[ModelOutput]:
         torch = self._torch
         inputs = self.feature_extractor(
             waves,
@@ -164,9 +188,14 @@ class HuggingFaceCTCModel:
             mask = np.asarray(inputs["attention_mask"], dtype=np.int64)
             kwargs["attention_mask"] = torch.from_numpy(mask).to(self.device)
         with torch.inference_mode():
-            out = self.model(values.to(self.device), **kwargs)
-            logprobs = torch.log_softmax(out.logits.float(), dim=-1).cpu().numpy()
+            # the base model, then lm_head (dropout is off in eval mode): Wav2Vec2ForCTC's
+            # own forward, with the representation between the two kept
+            out = self.model.base_model(values.to(self.device), **kwargs)
+            last = out.last_hidden_state
+            logits = self.model.lm_head(last)
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
             hidden = {k: out.hidden_states[k].float().cpu().numpy() for k in layers}
+            rep = last.float().cpu().numpy() if representation else None
         _, lengths = _pad_batch(waves)
         results = []
         for i, samples in enumerate(lengths.tolist()):
@@ -175,6 +204,7 @@ class HuggingFaceCTCModel:
                 ModelOutput(
                     logprobs=np.ascontiguousarray(logprobs[i, :frames]),
                     hidden={k: np.ascontiguousarray(v[i, :frames]) for k, v in hidden.items()},
+                    representation=None if rep is None else np.ascontiguousarray(rep[i, :frames]),
                 )
             )
         return results
@@ -231,6 +261,6 @@ def load_hf_ctc(directory: str | Path, device: str = "cpu") -> HuggingFaceCTCMod
         word_delimiter=getattr(tokenizer, "word_delimiter_token", "|"),
         unk_token=tokenizer.unk_token,
     )
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != "adapter.npz")
     return HuggingFaceCTCModel(model, extractor, labels, device=device,
-                               fingerprint=files_fingerprint("hf", files))
+                               fingerprint=files_fingerprint("hf", files), folder=folder)

@@ -52,6 +52,8 @@ class QuartzNetModel:
         head_labels: dict[str, list[str]] | None = None,
         tokenizer_path: Path | None = None,
         fingerprint: str | None = None,
+        folder: Path | None = None,
+        head_tokenizer_path: Path | None = None,
     ) -> None:
         head_classes = network.head.out_channels
         if len(labels) != head_classes:
@@ -73,15 +75,44 @@ class QuartzNetModel:
                 raise ValueError(f"head {name!r} has {head.spec.classes} classes but "
                                  f"{len(self.head_labels.get(name, ()))} labels")
         self.tokenizer_path = tokenizer_path  # sentencepiece model behind ``labels``, if any
+        self.folder = folder  # the model folder it was loaded from (None: built in memory)
+        # sentencepiece model of the auxiliary heads' pieces, if any
+        self.head_tokenizer_path = head_tokenizer_path
         # identifies the weights and configuration (caches of model outputs are keyed by it)
         self.fingerprint = fingerprint or _network_fingerprint(network, self.labels)
 
-    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()) -> list[ModelOutput]:
+    @property
+    def representation_size(self) -> int:
+        """Channels of the epilog output, which the output layer (``head``) reads."""
+        return int(self.network.head.in_channels)
+
+    def layer_size(self, layer: int) -> int:
+        """Channels of block ``layer``'s output (``hidden[layer]``)."""
+        self._check_layer(layer)
+        return int(self.network.blocks[layer].residual.out_channels)
+
+    def output_layer(self, representation: torch.Tensor) -> torch.Tensor:
+        """The output layer (``head``, a pointwise convolution) on (..., channels) input:
+        (..., len(labels)) raw logits."""
+        head = self.network.head
+        weight = head.weight.reshape(head.out_channels, head.in_channels)
+        return torch.nn.functional.linear(representation, weight, head.bias)
+
+    def _check_layer(self, layer: object) -> None:
+        if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) \
+                or not 0 <= layer < self.num_layers:
+            raise ValueError(
+                f"layer {layer!r} out of range: QuartzNet exposes blocks 0..{self.num_layers - 1}"
+            )
+
+    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = (),
+                representation: bool = False) -> list[ModelOutput]:
         """Log-probabilities (and block outputs) for a batch of waveforms.
 
         Args:
             waves: float32 mono waveforms in [-1, 1] at ``sample_rate``, each (samples,).
             layers: block indices in ``0..num_layers - 1``.
+            representation: also return the epilog output the output layer reads.
 
         Returns:
             per input, ``ModelOutput`` with logprobs (frames, len(labels)) and hidden
@@ -89,10 +120,7 @@ class QuartzNetModel:
         """
         checked = _check_waves(waves)
         for layer in layers:
-            if not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.num_layers:
-                raise ValueError(
-                    f"layer {layer!r} out of range: QuartzNet exposes blocks 0..{self.num_layers - 1}"
-                )
+            self._check_layer(layer)
         if not checked:
             return []
         batch, lengths = _pad_batch(checked)
@@ -100,7 +128,9 @@ class QuartzNetModel:
             x = torch.from_numpy(batch).to(self.device)
             n = torch.from_numpy(lengths).to(self.device)
             feats, feat_lengths = self.frontend(x, n)
-            logits, out_lengths, hidden, heads = self.network(feats, feat_lengths, layers)
+            logits, out_lengths, hidden, heads, rep = self.network(feats, feat_lengths, layers)
+            rep_np = rep.squeeze(2).transpose(1, 2).float().cpu().numpy() if representation \
+                else None
             logprobs = torch.log_softmax(logits.float(), dim=1).transpose(1, 2).cpu().numpy()
             hidden_np = {k: v.transpose(1, 2).float().cpu().numpy() for k, v in hidden.items()}
             heads_np = {k: torch.log_softmax(v.float(), dim=1).transpose(1, 2).cpu().numpy()
@@ -112,6 +142,8 @@ class QuartzNetModel:
                     logprobs=np.ascontiguousarray(logprobs[i, :frames]),
                     hidden={int(k): np.ascontiguousarray(v[i, :frames]) for k, v in hidden_np.items()},
                     heads={k: np.ascontiguousarray(v[i, :frames]) for k, v in heads_np.items()},
+                    representation=None if rep_np is None
+                    else np.ascontiguousarray(rep_np[i, :frames]),
                 )
             )
         return outputs
@@ -151,12 +183,18 @@ def load_quartznet(directory: str | Path, device: str = "cpu") -> QuartzNetModel
     )
     head_labels = {name: list(labels) for name, labels in config.get("head_labels", {}).items()}
     files = [folder.path / CONFIG_FILE, folder.path / WEIGHTS_FILE]
+    head_tokenizer = folder.path / str(config["head_tokenizer"]) \
+        if config.get("head_tokenizer") else None
+    if head_tokenizer is not None and not head_tokenizer.is_file():
+        raise ValueError(f"{folder.path / CONFIG_FILE} names head_tokenizer "
+                         f"{head_tokenizer.name!r}, which is not in {str(folder.path)!r}")
     if folder.tokenizer_path is not None:
         files.append(folder.tokenizer_path)
     return QuartzNetModel(LogMelFrontend(frontend_config(config)), network, labels,
                           device=device, head_labels=head_labels,
                           tokenizer_path=folder.tokenizer_path,
-                          fingerprint=files_fingerprint("quartznet", files))
+                          fingerprint=files_fingerprint("quartznet", files),
+                          folder=folder.path, head_tokenizer_path=head_tokenizer)
 
 
 def _network_fingerprint(network: QuartzNet, labels: Sequence[str]) -> str:

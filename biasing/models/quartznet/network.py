@@ -140,6 +140,8 @@ class NetworkOutput(NamedTuple):
     lengths: torch.Tensor  # (batch,) int64 valid output frames
     hidden: dict[int, torch.Tensor]  # block index -> (batch, channels, frames)
     heads: dict[str, torch.Tensor]  # auxiliary head name -> (batch, classes, frames) logits
+    representation: torch.Tensor  # (batch, channels, 1, frames) what ``head`` reads (the
+    # epilog output): ``head(representation)`` gives ``logits``
 
 
 class DwPw(nn.Module):
@@ -274,7 +276,7 @@ class QuartzNet(nn.Module):
             if index in wanted:
                 hidden[index] = x.squeeze(2)
         x = self.run_epilog(x, mask)
-        return NetworkOutput(self.head(x).squeeze(2), out_lengths, hidden, heads)
+        return NetworkOutput(self.head(x).squeeze(2), out_lengths, hidden, heads, x)
 
     def run_epilog(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The epilog layers (each followed by a ReLU) on the last block's output."""
