@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..decoders.spotting import SpotOptions, UnitTrie, spot
 from ..entities import EntityInput, as_entity_list
 from ..models import ModelOutput
 from ..paths import atomic_write
@@ -39,10 +40,14 @@ __all__ = ["ADAPTER_FILE", "Adapter", "AdapterOutput", "default_adapter_path", "
            "head_units", "labels_sha1", "load_adapter", "read_adapter", "save_adapter"]
 
 ADAPTER_FILE = "adapter.npz"  # its name inside a model folder
+OUTPUT = "output"  # ``AdapterConfig.spot_head`` for the model's own output
 _CONFIG = "config.json"
 _PIECES = "sentencepiece.model"
 _CACHED_LISTS = 32  # entity lists whose vectors stay in memory
 _ENCODE_CHUNK = 4096  # entities encoded at once
+# the spotter behind the attention gate: generous, since the adapter learns how much to
+# trust a spot from its score (a name misheard in one or two units still counts)
+SPOT_OPTIONS = SpotOptions(unit_bonus=1.0, max_cost=8.0, blank_gate=0.95, floor=6.0)
 
 
 def default_adapter_path() -> Path | None:
@@ -71,6 +76,70 @@ def head_units(logprobs: torch.Tensor, index: torch.Tensor, vocab_size: int) -> 
     probs = logprobs[..., keep].float().exp()
     out = torch.zeros(*probs.shape[:-1], vocab_size, dtype=probs.dtype, device=probs.device)
     return out.index_add_(out.dim() - 1, index[keep], probs)
+
+
+def label_bags(texts: Sequence[str], labels: Sequence[str], tokenizer: Any = None,
+               ) -> np.ndarray:
+    """(N, len(labels)) float32: how often each output label spells each text, as a
+    fraction (blank and word separators left out; all zero when the labels cannot spell
+    it)."""
+    from ..entities import normalize_entity
+    from ..tokenizer import make_tokenizer
+
+    spell = make_tokenizer(list(labels), tokenizer)
+    skip = [i for i, label in enumerate(labels) if label in ("", " ")]
+    out = np.zeros((len(texts), len(labels)), np.float32)
+    for row, text in zip(out, texts):
+        norm, offending = normalize_entity(text, spell.inventory)
+        spelt = spell.segmentations(norm) if norm and not offending else []
+        if spelt:
+            np.add.at(row, spelt[0], 1.0)
+            row[skip] = 0.0
+            row /= max(row.sum(), 1.0)
+    return out
+
+
+def spot_sequences(texts: Sequence[str], speller: UnitSpeller,
+                   head_labels: Sequence[str]) -> UnitTrie:
+    """A trie of ``texts`` spelt with the units and written in the head's classes (keys:
+    the text's index); units the head lacks are left out of the spelling."""
+    to_class = {int(u): c for c, u in enumerate(head_unit_map(head_labels, speller)) if u > 1}
+    sequences = []
+    for key, text in enumerate(texts):
+        classes = [to_class[u] for u in speller.spell(text) if u in to_class]
+        if classes:
+            sequences.append((key, classes))
+    return UnitTrie(sequences)
+
+
+def output_sequences(texts: Sequence[str], labels: Sequence[str], tokenizer: Any = None,
+                     ) -> UnitTrie:
+    """A trie of ``texts`` spelt with the model's output labels (keys: the text's index);
+    texts the labels cannot spell are left out."""
+    from ..entities import normalize_entity
+    from ..tokenizer import make_tokenizer
+
+    spell = make_tokenizer(list(labels), tokenizer)
+    sequences = []
+    for key, text in enumerate(texts):
+        norm, offending = normalize_entity(text, spell.inventory)
+        spelt = spell.segmentations(norm) if norm and not offending else []
+        if spelt:
+            sequences.append((key, spelt[0]))
+    return UnitTrie(sequences)
+
+
+def spot_scores(logprobs: np.ndarray, blank: int, trie: UnitTrie, entities: int,
+                margin: int) -> np.ndarray:
+    """(frames, entities) float32: the best spot score per unit of each entity over the
+    frames of its spots widened by ``margin`` each side; -inf where it was not spotted."""
+    frames = len(logprobs)
+    out = np.full((frames, entities), -np.inf, np.float32)
+    for found in spot(logprobs, blank, trie, SPOT_OPTIONS):
+        first, last = max(0, found.start - margin), min(frames, found.end + margin)
+        column = out[first:last, found.key]
+        np.maximum(column, found.score / max(1, len(found.units)), out=column)
+    return out
 
 
 @dataclass(frozen=True)
@@ -187,7 +256,9 @@ class Adapter:
             if actual != size:
                 problems.append(f"layer {layer} size: adapter {size}, model {actual}")
         head_labels = getattr(model, "head_labels", {}) or {}
-        for head in config.query_heads:
+        for head in dict.fromkeys((*config.query_heads, *([config.spot_head] if
+                                                          config.spot_head not in (None, OUTPUT)
+                                                          else []))):
             if head not in head_labels:
                 problems.append(f"head {head!r}: the adapter reads it, the model has "
                                 f"{sorted(head_labels) or 'no heads'}")
@@ -199,10 +270,19 @@ class Adapter:
         self.source = source
         self.speller = UnitSpeller(config.units, sentencepiece_model)
         self.sentencepiece_model = sentencepiece_model
-        self.heads = tuple(config.query_heads)
+        self.heads = tuple(dict.fromkeys((*config.query_heads, *([config.spot_head] if
+                                                              config.spot_head not in
+                                                              (None, OUTPUT) else []))))
         self._head_index = {h: torch.from_numpy(head_unit_map(head_labels[h], self.speller))
-                            for h in self.heads}
-        self._shift = _output_shift(module, model, source)  # (mlp_dim, V)
+                            for h in config.query_heads}
+        self._spot_labels = [] if not config.spot_head else list(model.labels) \
+            if config.spot_head == OUTPUT else list(head_labels[config.spot_head])
+        self._tries: OrderedDict[str, UnitTrie] = OrderedDict()
+        self._labels = list(model.labels)
+        self._tokenizer = getattr(model, "tokenizer_path", None)
+        self._shift = _output_shift(module.out.weight, model, source)  # (mlp_dim, V)
+        self._bag_shift = _output_shift(module.bag_out.weight, model, source) \
+            if config.label_bag else None  # (V, V)
         self._vectors: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def vectors(self, texts: Sequence[str]) -> torch.Tensor:
@@ -216,14 +296,29 @@ class Adapter:
         parts = []
         with torch.inference_mode():
             for start in range(0, len(texts), _ENCODE_CHUNK):
-                ids, lengths = self.speller.batch(texts[start:start + _ENCODE_CHUNK])
+                chunk = texts[start:start + _ENCODE_CHUNK]
+                ids, lengths = self.speller.batch(chunk)
+                bags = torch.from_numpy(label_bags(chunk, self._labels, self._tokenizer)) \
+                    if self.config.label_bag else None
                 parts.append(self.module.encode(torch.from_numpy(ids),
-                                                torch.from_numpy(lengths)))
+                                                torch.from_numpy(lengths), bags))
         vectors = torch.cat(parts) if parts else torch.zeros(0, self.module.vector_size)
         self._vectors[key] = vectors
+        if self.config.spot_head == OUTPUT:
+            self._tries[key] = output_sequences(texts, self._labels, self._tokenizer)
+        elif self._spot_labels:
+            self._tries[key] = spot_sequences(texts, self.speller, self._spot_labels)
         while len(self._vectors) > _CACHED_LISTS:
-            self._vectors.popitem(last=False)
+            dropped, _ = self._vectors.popitem(last=False)
+            self._tries.pop(dropped, None)
         return vectors
+
+    def _trie(self, texts: Sequence[str]) -> UnitTrie:
+        key = hashlib.sha1("\0".join(texts).encode()).hexdigest()
+        if key not in self._tries:
+            self._vectors.pop(key, None)
+            self.vectors(texts)
+        return self._tries[key]
 
     def bias(self, output: ModelOutput, entities: EntityInput | None) -> AdapterOutput:
         """``output``'s log-probabilities shifted toward ``entities``.
@@ -257,18 +352,30 @@ class Adapter:
                       for k in self.layers]
             heads = [head_units(torch.from_numpy(np.asarray(output.heads[h]))[None],
                                 self._head_index[h], self.config.vocab_size)
-                     for h in self.heads]
-            mixed, attention = self.module.attend(hidden, vectors, heads=heads)
+                     for h in self.config.query_heads]
+            spots = None
+            if self.config.spot_head:
+                source = output.logprobs if self.config.spot_head == OUTPUT \
+                    else output.heads[self.config.spot_head]
+                scores = spot_scores(source,
+                                     self._spot_labels.index(""), self._trie(texts),
+                                     len(texts), self.config.spot_margin)
+                spots = torch.from_numpy(scores)[None]
+            mixed, label_mix, attention = self.module.attend(hidden, vectors, heads=heads,
+                                                             spots=spots)
             shifted = torch.from_numpy(np.asarray(output.logprobs, np.float32)) \
                 + mixed[0] @ self._shift
+            if label_mix is not None:
+                shifted = shifted + label_mix[0] @ self._bag_shift
             logprobs = torch.log_softmax(shifted, -1).numpy()
         return AdapterOutput(np.ascontiguousarray(logprobs), attention[0].numpy(), texts)
 
 
-def _output_shift(module: ContextualAdapter, model: Any, source: str) -> torch.Tensor:
-    """(mlp_dim, V): ``output_layer(out(x)) - output_layer(0)`` as a matrix, after checking
-    that the model's output layer is affine."""
-    weight = module.out.weight.detach().float()  # (D, mlp_dim)
+def _output_shift(projection: torch.Tensor, model: Any, source: str) -> torch.Tensor:
+    """(K, V): ``output_layer(x @ projection.T) - output_layer(0)`` for a (D, K)
+    projection into the representation, as a matrix, after checking that the model's
+    output layer is affine."""
+    weight = projection.detach().float()  # (D, K)
     device = getattr(model, "device", torch.device("cpu"))
     with torch.inference_mode():
         zero = model.output_layer(torch.zeros(1, weight.shape[0], device=device)).float().cpu()

@@ -1,7 +1,7 @@
 """The attention plot: frames (seconds) x entities, as the method's paper draws it.
 
 Rows are ``<no-bias>`` and the entities that drew the most attention; the recognised words
-are written along the time axis at their times. Needs matplotlib (``pip install
+are written along the top at their times (thin white lines mark where each starts). Needs matplotlib (``pip install
 'ctc-biasing[eval]'``).
 """
 
@@ -61,20 +61,21 @@ def plot_attention(weights: np.ndarray, entities: Sequence[str], frame_shift_s: 
     names = [NO_BIAS] + [entities[c - 1] for c in columns[1:]]
     shown = weights[:, columns].T  # (rows, frames)
     seconds = len(weights) * frame_shift_s
-    height = 1.6 + 0.32 * len(columns)
+    height = 2.2 + 0.32 * len(columns)
     figure, axes = plt.subplots(figsize=(max(6.0, min(16.0, 1.4 * seconds + 2)), height))
     image = axes.imshow(shown, aspect="auto", origin="upper", cmap="viridis", vmin=0, vmax=1,
                         extent=(0, seconds, len(columns) - 0.5, -0.5), interpolation="nearest")
     axes.set_yticks(range(len(columns)), names, fontsize=8)
     axes.set_xlabel("time (s)")
     for word in words:
-        middle = (word.start_s + word.end_s) / 2
-        axes.text(middle, len(columns) - 0.45, word.word, rotation=90, fontsize=7,
-                  ha="center", va="top", color="black", clip_on=False)
-        axes.axvline(word.start_s, color="white", linewidth=0.3, alpha=0.5)
-    axes.set_title(title or "adapter attention", fontsize=9)
+        axes.axvline(word.start_s, color="white", linewidth=0.4, alpha=0.6)
+    # the recognised words along the top, at their middles
+    top = axes.secondary_xaxis("top")
+    top.set_xticks([(w.start_s + w.end_s) / 2 for w in words], [w.word for w in words],
+                   rotation=55, fontsize=7, ha="left")
+    top.tick_params(length=0)
     figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01, label="attention")
-    figure.subplots_adjust(bottom=0.1 + 0.5 / height)
+    figure.suptitle(title or "adapter attention", fontsize=9)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=120)

@@ -76,6 +76,9 @@ class TrainOptions:
     layers: tuple[int, ...] = ()  # the model's layers the query reads; () = default_layers
     query_heads: tuple[str, ...] | None = None  # heads of the unit match; None = every
     # head over the units
+    spot_head: str | None = "output"  # what is spotted to gate the attention: "output"
+    # (the model's own output), a head's name, "auto" (the deepest of the query heads),
+    # None (no gate)
     seed: int = 0
     threads: int | None = None
     config: dict[str, Any] = field(default_factory=dict)  # AdapterConfig size overrides
@@ -256,10 +259,14 @@ def train_adapter(model: Any, data: Sequence[str | Path], output: str | Path,
     heads = options.query_heads
     if heads is None:
         heads = piece_heads(model) if units == "pieces" else ()
+    spot_head = options.spot_head
+    if spot_head == "auto":
+        spot_head = _deepest(model, heads) if heads else None
     try:
         sizes = tuple(int(model.layer_size(k)) for k in layers)
         config = AdapterConfig(units=units, vocab_size=speller.vocab_size,
                                layers=layers, layer_sizes=sizes, query_heads=tuple(heads),
+                               spot_head=spot_head,
                                representation_size=int(model.representation_size),
                                num_labels=len(model.labels),
                                labels_sha1=labels_sha1(model.labels), **options.config)
@@ -271,11 +278,20 @@ def train_adapter(model: Any, data: Sequence[str | Path], output: str | Path,
     Adapter(module, model, pieces, source="the new adapter")  # checks the model fits
     utterances = read_training_data(data, model.labels, tokenizer, options.rare_count, log)
     fingerprint = getattr(model, "fingerprint", None) or "model"
+    stored = tuple(dict.fromkeys((*heads, *([spot_head] if spot_head not in (None, "output")
+                                            else []))))
     feature_dir = out_dir / f"features-{fingerprint}-{'_'.join(map(str, layers))}" \
-        f"{''.join('-' + h for h in heads)}"
+        f"{''.join('-' + h for h in stored)}"
     _write_manifest(feature_dir, utterances)
-    features = compute_features(model, utterances, layers, feature_dir, log, tuple(heads))
+    features = compute_features(model, utterances, layers, feature_dir, log, stored)
     return _fit(model, module, pieces, utterances, features, out_dir, options, device, log)
+
+
+def _deepest(model: Any, heads: Sequence[str]) -> str:
+    """Of ``heads``, the one reading the deepest layer (the first, when unknown)."""
+    network = getattr(model, "network", None)
+    specs = dict(getattr(network, "heads", {}) or {})
+    return max(heads, key=lambda h: getattr(getattr(specs.get(h), "spec", None), "layer", -1))
 
 
 def _write_manifest(folder: Path, utterances: Sequence[TrainingUtterance]) -> None:
@@ -300,12 +316,26 @@ def _fit(model: Any, module: ContextualAdapter, pieces: bytes | None,
     torch_device = torch.device(device)
     rng = random.Random(options.seed)
     torch.manual_seed(options.seed)
-    from .adapter import head_unit_map, head_units
+    from .adapter import (
+        OUTPUT,
+        head_unit_map,
+        head_units,
+        label_bags,
+        output_sequences,
+        spot_scores,
+        spot_sequences,
+    )
 
     speller = UnitSpeller(module.config.units, pieces)
     spell = make_tokenizer(list(model.labels), None)
+    config = module.config
     head_index = [torch.from_numpy(head_unit_map(model.head_labels[h], speller)).to(torch_device)
-                  for h in module.config.query_heads]
+                  for h in config.query_heads]
+    stored = tuple(dict.fromkeys((*config.query_heads, *([config.spot_head] if
+                                                         config.spot_head not in (None, OUTPUT)
+                                                         else []))))
+    spot_labels = [] if not config.spot_head else list(model.labels) \
+        if config.spot_head == OUTPUT else list(model.head_labels[config.spot_head])
     blank = model.labels.index("")
     items = []
     for pos, i in enumerate(features.index):
@@ -330,6 +360,8 @@ def _fit(model: Any, module: ContextualAdapter, pieces: bytes | None,
         layer = (model.output_layer(eye.to(dev)) -
                  model.output_layer(torch.zeros(1, eye.shape[0], device=dev))).float().cpu()
     layer = layer.to(torch_device)
+    if module.config.label_bag:
+        module.init_label_bag(layer)
     module.to(torch_device).train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)
@@ -368,22 +400,43 @@ def _fit(model: Any, module: ContextualAdapter, pieces: bytes | None,
                   for k in range(len(module.config.layers))]
         heads = [head_units(pad([features.heads[p][k] for p, _, _ in chosen]), index,
                             module.config.vocab_size) for k, index in enumerate(head_index)]
+        spot_logprobs = None
+        if config.spot_head == OUTPUT:
+            spot_logprobs = [features.logprobs[p] for p, _, _ in chosen]
+        elif config.spot_head:
+            spot_logprobs = [features.heads[p][stored.index(config.spot_head)]
+                             for p, _, _ in chosen]
         targets = torch.tensor([t for _, _, tgt in chosen for t in tgt])
         target_lengths = torch.tensor([len(tgt) for _, _, tgt in chosen])
-        return base, hidden, heads, lengths, targets, target_lengths
+        return base, hidden, heads, lengths, targets, target_lengths, spot_logprobs
+
+    def spots_of(batch: tuple, words: Sequence[str]) -> torch.Tensor | None:
+        if not config.spot_head:
+            return None
+        trie = output_sequences(words, model.labels) if config.spot_head == OUTPUT \
+            else spot_sequences(words, speller, spot_labels)
+        width = batch[0].shape[1]
+        out = np.full((len(batch[6]), width, len(words)), -np.inf, np.float32)
+        for row, logprobs in zip(out, batch[6]):
+            scores = spot_scores(logprobs.astype(np.float32), spot_labels.index(""), trie,
+                                 len(words), config.spot_margin)
+            row[: len(scores)] = scores
+        return torch.from_numpy(out).to(torch_device)
 
     def biased_logprobs(batch: tuple, words: Sequence[str]) -> torch.Tensor:
         base, hidden, heads = batch[:3]
         if not words:
             return base
         ids, unit_lengths = speller.batch(list(words))
+        bags = torch.from_numpy(label_bags(words, model.labels)).to(torch_device) \
+            if module.config.label_bag else None
         vectors = module.encode(torch.from_numpy(ids).to(torch_device),
-                                torch.from_numpy(unit_lengths))
-        shift, _ = module(hidden, vectors, heads=heads)
+                                torch.from_numpy(unit_lengths), bags)
+        shift, _ = module(hidden, vectors, heads=heads, spots=spots_of(batch, words))
         return torch.log_softmax(base + shift @ layer, -1)
 
     def ctc_of(batch: tuple, words: Sequence[str]) -> torch.Tensor:
-        _, _, _, lengths, targets, target_lengths = batch
+        _, _, _, lengths, targets, target_lengths, _ = batch
         logprobs = biased_logprobs(batch, words).transpose(0, 1)
         return torch.nn.functional.ctc_loss(logprobs, targets, lengths, target_lengths,
                                             blank=blank, zero_infinity=True)

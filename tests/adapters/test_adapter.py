@@ -36,8 +36,11 @@ def _module(model, layers=(0, 1), trained: bool = True, seed: int = 0) -> Contex
                            num_labels=len(model.labels), labels_sha1=labels_sha1(model.labels),
                            embed_dim=8, encoder_dim=8, attention_dim=16, mlp_dim=12)
     module = ContextualAdapter(config)
-    if trained:  # the output projection starts at zero; give it something to do
+    if trained:  # the output projections start at zero; give them something to do
         torch.nn.init.normal_(module.out.weight, std=0.5)
+        torch.nn.init.normal_(module.bag_out.weight, std=0.5)
+        with torch.no_grad():
+            module.bag_scale.fill_(2.0)
     return module
 
 
@@ -191,3 +194,21 @@ def test_pieces_units(spm_model: Path) -> None:
     chars = UnitSpeller("chars")
     assert chars.spell("Müller") == chars.spell("muller")
     assert chars.spell("") == [1]
+
+
+def test_label_bags_and_their_projection(tiny) -> None:
+    from biasing.adapters.adapter import label_bags
+
+    bags = label_bags(["abc", "a b", "xyz", "aab"], tiny.labels)
+    index = {label: i for i, label in enumerate(tiny.labels)}
+    assert bags[0][[index["a"], index["b"], index["c"]]].tolist() == pytest.approx([1 / 3] * 3)
+    assert bags[1][index[" "]] == 0 and bags[1][index["a"]] == pytest.approx(0.5)
+    assert not bags[2].any()  # unspellable: nothing to raise
+    assert bags[3][index["a"]] == pytest.approx(2 / 3)
+    module = _module(tiny, trained=False)
+    with torch.no_grad():
+        eye = torch.eye(tiny.representation_size)
+        matrix = tiny.output_layer(eye) - tiny.output_layer(torch.zeros(1, len(eye)))
+        module.init_label_bag(matrix)
+        back = module.bag_out(torch.from_numpy(bags)) @ matrix
+    np.testing.assert_allclose(back.numpy(), bags, atol=1e-4)
