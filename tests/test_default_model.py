@@ -142,3 +142,28 @@ def test_cli_json_says_which_technique_placed_each_name(capsys: pytest.CaptureFi
     assert main(["transcribe", clip, "--entities", str(EXAMPLES / "entities.txt"),
                  "--no-phonetic"]) == 0
     assert "Reykjavik" not in capsys.readouterr().out
+
+
+def test_bundled_adapter_is_small_used_by_default_and_attends_to_the_said_names() -> None:
+    from biasing.adapters import default_adapter_path
+
+    path = default_adapter_path()
+    assert path is not None and path.stat().st_size <= 5e6
+    transcriber = Transcriber(beam_width=16)
+    assert transcriber.adapter is not None
+    clinic = EXAMPLES / "clinic.ogg"
+    result = transcriber.transcribe([clinic], ENTITIES, attention=True)[0]
+    weights = result.attention.weights
+    assert weights.shape == (round(result.duration_s / 0.02), 1 + len(ENTITIES))
+    peaks = weights[:, 1:].max(axis=0)
+    top = {ENTITIES[i] for i in np.argsort(-peaks)[:2]}
+    assert top == set(SAID["clinic"]) and np.sort(peaks)[-3] < 0.5
+    # each name draws the attention while it is said, and <no-bias> holds it elsewhere
+    for hit in result.entities:
+        frames = slice(round(hit.start_s / 0.02), round(hit.end_s / 0.02))
+        assert weights[frames, 1 + ENTITIES.index(hit.entity)].mean() > 0.5
+    assert weights[:10, 0].min() > 0.9  # the silence before the first word
+    # no list: exactly the base model's output, adapter or not
+    plain = Transcriber(beam_width=16, adapter=False)
+    assert [t.text for t in transcriber.transcribe(CLIPS)] == \
+        [t.text for t in plain.transcribe(CLIPS)]
