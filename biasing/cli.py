@@ -198,13 +198,10 @@ def _transcribe(args: argparse.Namespace) -> int:
         from .lexicon import Lexicon
 
         lexicon = Lexicon.load(args.lexicon)
-    if args.no_adapter and args.adapter:
-        raise ValueError("--adapter and --no-adapter contradict each other")
-    if args.attention_plot and (args.no_adapter or not entities):
+    if args.attention_plot and not entities:
         raise ValueError("--attention-plot draws the adapter's attention over the list: it "
-                         "needs --entities and the adapter (not --no-adapter)")
-    adapter = False if args.no_adapter else (args.adapter or
-                                             (True if args.attention_plot else None))
+                         "needs --entities")
+    adapter = args.adapter or (True if args.attention_plot else None)
     transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
                               beam_width=args.beam_width, device=args.device,
                               threads=args.threads, phonetic=False if args.no_phonetic else None,
@@ -466,14 +463,14 @@ def _parser() -> argparse.ArgumentParser:
                                  "verification, rescoring)")
     transcribe.add_argument("--lexicon", help="user pronunciations: entity<TAB>ARPAbet "
                                               "phones (see biasing.lexicon.Lexicon)")
-    transcribe.add_argument("--adapter", help="contextual adapter file (default: the model "
-                                              "folder's adapter.npz, when it has one)")
-    transcribe.add_argument("--no-adapter", action="store_true",
-                            help="do not use the contextual adapter")
+    transcribe.add_argument("--adapter", nargs="?", const=True, metavar="FILE",
+                            help="shift the model's output toward the list with a contextual "
+                                 "adapter first: the model folder's adapter.npz, or FILE "
+                                 "(off by default; see the README)")
     transcribe.add_argument("--attention-plot", metavar="OUT.png",
                             help="draw the adapter's attention (frames x entities) with the "
-                                 "words along the time axis; OUT-1.png, OUT-2.png, ... for "
-                                 "several inputs")
+                                 "words along the top (implies --adapter); OUT-1.png, "
+                                 "OUT-2.png, ... for several inputs")
     transcribe.set_defaults(run=_transcribe)
 
     evaluate = commands.add_parser(

@@ -89,10 +89,12 @@ class Transcriber:
             it, False never.
         lexicon: user pronunciations for them (``biasing.lexicon.Lexicon``).
         adapter: the contextual adapter (``biasing.adapters``), which shifts the model's
-            output toward the list before decoding: None (default) uses the model folder's
-            ``adapter.npz`` when there is one, True requires it, False never uses one; a
-            path or an ``Adapter`` uses that one. It runs only for a non-empty list and a
-            non-zero ``weight``.
+            output toward the list before decoding: True uses the model folder's
+            ``adapter.npz`` (the bundled model has one); a path or an ``Adapter`` uses that
+            one; None (default) or False none. Off by default: on the tuning split it adds
+            little to the decoder's techniques and costs WER on general speech (README,
+            "Contextual adapter"). It runs only for a non-empty list and a non-zero
+            ``weight``.
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
 
     Raises:
@@ -229,21 +231,19 @@ class Transcriber:
 
 def _adapter(adapter: Any, model: Any, spec: str | None) -> Any:
     """The ``Adapter`` that ``Transcriber(adapter=...)`` asks for, bound to ``model``."""
-    if adapter is False:
+    if adapter is None or adapter is False:
         return None
     from .adapters import ADAPTER_FILE, Adapter, load_adapter
 
     if isinstance(adapter, Adapter):
         return adapter
-    if adapter is None or adapter is True:
+    if adapter is True:
         folder = getattr(model, "folder", None)
         path = None if folder is None else os.path.join(folder, ADAPTER_FILE)
         if path is None or not os.path.isfile(path):
-            if adapter is True:
-                name = f"model {spec!r}" if spec else type(model).__name__
-                raise ValueError(f"adapter=True but {name} has no {ADAPTER_FILE} in its "
-                                 f"folder ({folder or 'a model made in memory has none'})")
-            return None
+            name = f"model {spec!r}" if spec else type(model).__name__
+            raise ValueError(f"adapter=True but {name} has no {ADAPTER_FILE} in its "
+                             f"folder ({folder or 'a model made in memory has none'})")
         return load_adapter(path, model)
     return load_adapter(adapter, model)
 

@@ -144,12 +144,13 @@ def test_cli_json_says_which_technique_placed_each_name(capsys: pytest.CaptureFi
     assert "Reykjavik" not in capsys.readouterr().out
 
 
-def test_bundled_adapter_is_small_used_by_default_and_attends_to_the_said_names() -> None:
+def test_bundled_adapter_is_small_and_attends_to_the_said_names() -> None:
     from biasing.adapters import default_adapter_path
 
     path = default_adapter_path()
     assert path is not None and path.stat().st_size <= 5e6
-    transcriber = Transcriber(beam_width=16)
+    assert Transcriber(beam_width=16).adapter is None  # off unless asked for
+    transcriber = Transcriber(beam_width=16, adapter=True)
     assert transcriber.adapter is not None
     clinic = EXAMPLES / "clinic.ogg"
     result = transcriber.transcribe([clinic], ENTITIES, attention=True)[0]

@@ -45,11 +45,12 @@ def _texts(transcriber: Transcriber, clips: list[Path], entities) -> list[str]:
     return [t.text for t in transcriber.transcribe(clips, entities)]
 
 
-def test_used_by_default_and_off_on_request(folder: Path, clips: list[Path]) -> None:
+def test_off_by_default_and_on_request(folder: Path, clips: list[Path]) -> None:
     spec = f"quartznet:{folder}"
-    with_adapter = Transcriber(spec, beam_width=8)
-    without = Transcriber(spec, beam_width=8, adapter=False)
+    with_adapter = Transcriber(spec, beam_width=8, adapter=True)
+    without = Transcriber(spec, beam_width=8)
     assert with_adapter.adapter is not None and without.adapter is None
+    assert Transcriber(spec, beam_width=8, adapter=False).adapter is None
     entities = ["abc", "cab"]
     with_out = with_adapter.transcribe(clips, entities, attention=True)
     assert all(t.attention is not None and t.attention.weights.shape[1] == 3 for t in with_out)
@@ -58,12 +59,12 @@ def test_used_by_default_and_off_on_request(folder: Path, clips: list[Path]) -> 
     assert _texts(with_adapter, clips, []) == _texts(without, clips, [])
     assert all(t.attention is None for t in with_adapter.transcribe(clips, [], attention=True))
     # weight 0 changes nothing, the adapter included
-    assert Transcriber(spec, beam_width=8, weight=0.0).adapter is None
+    assert Transcriber(spec, beam_width=8, weight=0.0, adapter=True).adapter is None
 
 
 def test_adapter_changes_the_posteriors_it_decodes(folder: Path, clips: list[Path]) -> None:
     model = load_model(f"quartznet:{folder}")
-    transcriber = Transcriber(model, beam_width=8)
+    transcriber = Transcriber(model, beam_width=8, adapter=True)
     wave, _ = sf.read(clips[0], dtype="float32")
     out = model.forward([wave], layers=transcriber.adapter.layers)[0]
     biased = transcriber.adapter.bias(out, ["abc", "cab"]).logprobs
@@ -73,7 +74,7 @@ def test_adapter_changes_the_posteriors_it_decodes(folder: Path, clips: list[Pat
 def test_adapter_true_without_a_file(tiny_quartznet_dir: Path) -> None:
     with pytest.raises(ValueError, match="has no adapter.npz"):
         Transcriber(f"quartznet:{tiny_quartznet_dir}", adapter=True)
-    assert Transcriber(f"quartznet:{tiny_quartznet_dir}").adapter is None
+    assert Transcriber(f"quartznet:{tiny_quartznet_dir}", adapter=None).adapter is None
 
 
 def test_explicit_adapter_and_mismatch(folder: Path, tiny_quartznet_dir: Path,
@@ -108,9 +109,12 @@ def test_cli_attention_plot(folder: Path, clips: list[Path], tmp_path: Path,
     assert main(["transcribe", str(clips[0]), "--model", f"quartznet:{folder}",
                  "--attention-plot", str(plot)]) == 2
     assert "needs --entities" in capsys.readouterr().err
+    # --adapter alone: the model folder's; --adapter FILE: that one
     assert main(["transcribe", str(clips[0]), "--model", f"quartznet:{folder}", "--entities",
-                 str(entities), "--no-adapter", "--adapter", "x.npz"]) == 2
-    assert "contradict" in capsys.readouterr().err
+                 str(entities), "--adapter"]) == 0
+    assert main(["transcribe", str(clips[0]), "--model", f"quartznet:{folder}", "--entities",
+                 str(entities), "--adapter", str(tmp_path / "absent.npz")]) == 2
+    assert "absent.npz" in capsys.readouterr().err
 
 
 def test_eval_adapter_and_joint(folder: Path, clips: list[Path], tmp_path: Path) -> None:
