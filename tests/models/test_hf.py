@@ -110,3 +110,38 @@ def test_hf_labels_mapping() -> None:
     assert labels == [" ", "a", "", "<unused_3>"]
     with pytest.raises(ValueError, match="blank id 9"):
         hf_labels({"a": 0}, num_classes=2, blank_id=9)
+
+
+def test_biasable_protocol_and_adapter(tiny_hf) -> None:
+    """The representation lm_head reads, the output layer, layer sizes, and an adapter's
+    shift through that output layer equal to running it on the changed representation."""
+    import torch
+
+    from biasing.adapters import Adapter, AdapterConfig, ContextualAdapter
+    from biasing.adapters.adapter import labels_sha1
+    from biasing.adapters.units import UnitSpeller
+
+    out = tiny_hf.forward([_noise(16000, 3)], layers=(1, 2), representation=True)[0]
+    assert out.representation.shape == (len(out.logprobs), tiny_hf.representation_size)
+    with torch.no_grad():
+        logits = tiny_hf.output_layer(torch.from_numpy(out.representation))
+    np.testing.assert_allclose(torch.log_softmax(logits, -1).numpy(), out.logprobs, atol=1e-5)
+    assert [tiny_hf.layer_size(k) for k in (1, 2)] == [16, 16]
+    config = AdapterConfig(units="chars", vocab_size=UnitSpeller("chars").vocab_size,
+                           layers=(1, 2), layer_sizes=(16, 16),
+                           representation_size=tiny_hf.representation_size,
+                           num_labels=len(tiny_hf.labels),
+                           labels_sha1=labels_sha1(tiny_hf.labels), embed_dim=8,
+                           encoder_dim=8, attention_dim=8, mlp_dim=8)
+    torch.manual_seed(0)
+    module = ContextualAdapter(config)
+    torch.nn.init.normal_(module.out.weight, std=0.5)
+    adapter = Adapter(module, tiny_hf)
+    biased = adapter.bias(out, ["abc", "cab"])
+    with torch.no_grad():
+        hidden = [torch.from_numpy(out.hidden[k])[None] for k in (1, 2)]
+        shift, _ = module(hidden, adapter.vectors(("abc", "cab")))
+        full = torch.log_softmax(tiny_hf.output_layer(
+            torch.from_numpy(out.representation) + shift[0]), -1).numpy()
+    np.testing.assert_allclose(biased.logprobs, full, atol=1e-4)
+    assert np.abs(biased.logprobs - out.logprobs).max() > 1e-3
