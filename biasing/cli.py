@@ -362,13 +362,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _eval_adapter(path: str | None, model: Any) -> Any:
     """The adapter the eval's adapter techniques use: ``--adapter``, else the model
     folder's, else None (the techniques then say what they miss)."""
-    from .adapters import ADAPTER_FILE, load_adapter
+    from .adapters import folder_adapter_path, load_adapter
 
-    if path is not None:
-        return load_adapter(path, model)
-    folder = getattr(model, "folder", None)
-    own = None if folder is None else Path(folder) / ADAPTER_FILE
-    return load_adapter(own, model) if own is not None and own.is_file() else None
+    path = path or folder_adapter_path(model)
+    return None if path is None else load_adapter(path, model)
 
 
 # ---------------------------------------------------------------------- make-testset

@@ -233,15 +233,15 @@ def _adapter(adapter: Any, model: Any, spec: str | None) -> Any:
     """The ``Adapter`` that ``Transcriber(adapter=...)`` asks for, bound to ``model``."""
     if adapter is None or adapter is False:
         return None
-    from .adapters import ADAPTER_FILE, Adapter, load_adapter
+    from .adapters import ADAPTER_FILE, Adapter, folder_adapter_path, load_adapter
 
     if isinstance(adapter, Adapter):
         return adapter
     if adapter is True:
-        folder = getattr(model, "folder", None)
-        path = None if folder is None else os.path.join(folder, ADAPTER_FILE)
-        if path is None or not os.path.isfile(path):
+        path = folder_adapter_path(model)
+        if path is None:
             name = f"model {spec!r}" if spec else type(model).__name__
+            folder = getattr(model, "folder", None)
             raise ValueError(f"adapter=True but {name} has no {ADAPTER_FILE} in its "
                              f"folder ({folder or 'a model made in memory has none'})")
         return load_adapter(path, model)

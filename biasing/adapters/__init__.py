@@ -20,6 +20,7 @@ from .adapter import (
     Adapter,
     AdapterOutput,
     default_adapter_path,
+    folder_adapter_path,
     load_adapter,
     read_adapter,
     save_adapter,
@@ -27,4 +28,4 @@ from .adapter import (
 from .network import AdapterConfig, ContextualAdapter
 
 __all__ = ["ADAPTER_FILE", "Adapter", "AdapterConfig", "AdapterOutput", "ContextualAdapter",
-           "default_adapter_path", "load_adapter", "read_adapter", "save_adapter"]
+           "default_adapter_path", "folder_adapter_path", "load_adapter", "read_adapter", "save_adapter"]

@@ -36,7 +36,8 @@ from ..readers import check_file
 from .network import AdapterConfig, ContextualAdapter
 from .units import UnitSpeller
 
-__all__ = ["ADAPTER_FILE", "Adapter", "AdapterOutput", "default_adapter_path", "head_unit_map",
+__all__ = ["ADAPTER_FILE", "Adapter", "AdapterOutput", "default_adapter_path",
+           "folder_adapter_path", "head_unit_map",
            "head_units", "labels_sha1", "load_adapter", "read_adapter", "save_adapter"]
 
 ADAPTER_FILE = "adapter.npz"  # its name inside a model folder
@@ -56,6 +57,14 @@ def default_adapter_path() -> Path | None:
 
     path = default_model_dir() / ADAPTER_FILE
     return path if path.is_file() else None
+
+
+def folder_adapter_path(model: Any) -> Path | None:
+    """The ``adapter.npz`` in the folder ``model`` was loaded from, or None (no folder, or
+    no adapter in it)."""
+    folder = getattr(model, "folder", None)
+    path = None if folder is None else Path(folder) / ADAPTER_FILE
+    return path if path is not None and path.is_file() else None
 
 
 def labels_sha1(labels: Sequence[str]) -> str:
@@ -277,21 +286,24 @@ class Adapter:
                             for h in config.query_heads}
         self._spot_labels = [] if not config.spot_head else list(model.labels) \
             if config.spot_head == OUTPUT else list(head_labels[config.spot_head])
-        self._tries: OrderedDict[str, UnitTrie] = OrderedDict()
         self._labels = list(model.labels)
         self._tokenizer = getattr(model, "tokenizer_path", None)
         self._shift = _output_shift(module.out.weight, model, source)  # (mlp_dim, V)
         self._bag_shift = _output_shift(module.bag_out.weight, model, source) \
             if config.label_bag else None  # (V, V)
-        self._vectors: OrderedDict[str, torch.Tensor] = OrderedDict()
+        # per list (SHA-1 of its texts): entity vectors and the spotting trie, if any
+        self._lists: OrderedDict[str, tuple[torch.Tensor, UnitTrie | None]] = OrderedDict()
 
     def vectors(self, texts: Sequence[str]) -> torch.Tensor:
-        """(N, A) entity vectors of ``texts``, computed once per list (keyed by the SHA-1 of
-        its texts) and kept for the last few lists."""
+        """(N, vector_size) entity vectors of ``texts``, computed once per list (keyed by the
+        SHA-1 of its texts) and kept for the last few lists."""
+        return self._prepared(texts)[0]
+
+    def _prepared(self, texts: Sequence[str]) -> tuple[torch.Tensor, UnitTrie | None]:
         key = hashlib.sha1("\0".join(texts).encode()).hexdigest()
-        cached = self._vectors.get(key)
+        cached = self._lists.get(key)
         if cached is not None:
-            self._vectors.move_to_end(key)
+            self._lists.move_to_end(key)
             return cached
         parts = []
         with torch.inference_mode():
@@ -303,22 +315,15 @@ class Adapter:
                 parts.append(self.module.encode(torch.from_numpy(ids),
                                                 torch.from_numpy(lengths), bags))
         vectors = torch.cat(parts) if parts else torch.zeros(0, self.module.vector_size)
-        self._vectors[key] = vectors
+        trie = None
         if self.config.spot_head == OUTPUT:
-            self._tries[key] = output_sequences(texts, self._labels, self._tokenizer)
+            trie = output_sequences(texts, self._labels, self._tokenizer)
         elif self._spot_labels:
-            self._tries[key] = spot_sequences(texts, self.speller, self._spot_labels)
-        while len(self._vectors) > _CACHED_LISTS:
-            dropped, _ = self._vectors.popitem(last=False)
-            self._tries.pop(dropped, None)
-        return vectors
-
-    def _trie(self, texts: Sequence[str]) -> UnitTrie:
-        key = hashlib.sha1("\0".join(texts).encode()).hexdigest()
-        if key not in self._tries:
-            self._vectors.pop(key, None)
-            self.vectors(texts)
-        return self._tries[key]
+            trie = spot_sequences(texts, self.speller, self._spot_labels)
+        self._lists[key] = (vectors, trie)
+        while len(self._lists) > _CACHED_LISTS:
+            self._lists.popitem(last=False)
+        return vectors, trie
 
     def bias(self, output: ModelOutput, entities: EntityInput | None) -> AdapterOutput:
         """``output``'s log-probabilities shifted toward ``entities``.
@@ -346,7 +351,7 @@ class Adapter:
             if output.hidden[layer].shape[0] != frames:
                 raise ValueError(f"hidden layer {layer} has {output.hidden[layer].shape[0]} "
                                  f"frames, the log-probabilities {frames}")
-        vectors = self.vectors(texts)
+        vectors, trie = self._prepared(texts)
         with torch.inference_mode():
             hidden = [torch.from_numpy(np.asarray(output.hidden[k], np.float32))[None]
                       for k in self.layers]
@@ -358,7 +363,7 @@ class Adapter:
                 source = output.logprobs if self.config.spot_head == OUTPUT \
                     else output.heads[self.config.spot_head]
                 scores = spot_scores(source,
-                                     self._spot_labels.index(""), self._trie(texts),
+                                     self._spot_labels.index(""), trie,
                                      len(texts), self.config.spot_margin)
                 spots = torch.from_numpy(scores)[None]
             mixed, label_mix, attention = self.module.attend(hidden, vectors, heads=heads,

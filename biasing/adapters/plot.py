@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..paths import atomic_write
+
 __all__ = ["NO_BIAS", "plot_attention", "top_entities"]
 
 NO_BIAS = "<no-bias>"
@@ -78,6 +80,7 @@ def plot_attention(weights: np.ndarray, entities: Sequence[str], frame_shift_s: 
     figure.suptitle(title or "adapter attention", fontsize=9)
     figure.tight_layout()
     path = Path(path)
-    figure.savefig(path, dpi=120)
+    with atomic_write(path) as stream:  # a failed draw never leaves half a PNG
+        figure.savefig(stream, dpi=120, format="png")
     plt.close(figure)
     return path

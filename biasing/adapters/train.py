@@ -492,7 +492,7 @@ def _fit(model: Any, module: ContextualAdapter, pieces: bytes | None,
     budget = options.minutes * 60
     last = time.perf_counter()
     losses: list[float] = []
-    total_steps = min(options.max_steps, max(1, int(options.max_steps)))
+    total_steps = options.max_steps
     while state["step"] < total_steps and state["elapsed"] < budget:
         step = state["step"]
         batch = batches[rng.randrange(len(batches))]

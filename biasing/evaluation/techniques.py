@@ -122,9 +122,6 @@ class Technique:
             return lambda output, entities: decoder.decode(
                 logprobs(output, entities), beam_width, entities=entities,
                 phones=output.heads[PHONES])
-        if self.fixed.get("weight") == 0:  # the list goes to the adapter only
-            return lambda output, entities: decoder.decode(logprobs(output, entities),
-                                                           beam_width, entities=[])
         return lambda output, entities: decoder.decode(logprobs(output, entities), beam_width,
                                                        entities=entities)
 

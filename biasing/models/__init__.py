@@ -309,6 +309,14 @@ def greedy_labels(logprobs: np.ndarray, labels: Sequence[str]) -> list[str]:
     return [labels[i] for i in best[keep] if labels[i] != ""]
 
 
+def _check_layer(layer: object, num_layers: int, what: str) -> None:
+    """Raise ValueError unless ``layer`` is an int in ``0..num_layers - 1`` (``what`` names
+    the layers in the message: "QuartzNet exposes blocks", "valid hidden states are")."""
+    if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) \
+            or not 0 <= layer < num_layers:
+        raise ValueError(f"layer {layer!r} out of range: {what} 0..{num_layers - 1}")
+
+
 def _check_waves(waves: Sequence[np.ndarray], min_samples: int = 1) -> list[np.ndarray]:
     """Validate a batch of mono waveforms and return them as contiguous float32 arrays."""
     if isinstance(waves, np.ndarray) and waves.ndim == 1:

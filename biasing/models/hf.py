@@ -24,6 +24,7 @@ import numpy as np
 
 from biasing.models import (
     ModelOutput,
+    _check_layer,
     _check_waves,
     _pad_batch,
     _torch_device,
@@ -141,11 +142,7 @@ class HuggingFaceCTCModel:
         return self.model.lm_head(representation)
 
     def _check_layer(self, layer: object) -> None:
-        if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) \
-                or not 0 <= layer < self.num_layers:
-            raise ValueError(
-                f"layer {layer!r} out of range: valid hidden states are 0..{self.num_layers - 1}"
-            )
+        _check_layer(layer, self.num_layers, "valid hidden states are")
 
     def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = (),
                 representation: bool = False) -> list[ModelOutput]:

@@ -1,20 +1,8 @@
-"""Adapter tests run on one torch thread (see tests/models/conftest.py)."""
+"""Adapter tests run on one torch thread, as the model tests do (see
+tests/models/conftest.py, whose fixture this reuses)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.models.conftest import _single_torch_thread
 
-import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _single_torch_thread() -> Iterator[None]:
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+__all__ = ["_single_torch_thread"]

@@ -103,7 +103,7 @@ def test_unspellable_transcripts_fail_before_training(tiny, tmp_path: Path) -> N
 
 def test_model_without_layers_fails_before_training(data: Path, tmp_path: Path) -> None:
     class Plain:
-        labels = ["", "a"]
+        labels = ("", "a")
         num_layers = 2
         sample_rate = 16000
 

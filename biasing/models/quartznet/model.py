@@ -18,6 +18,7 @@ import torch
 
 from biasing.models import (
     ModelOutput,
+    _check_layer,
     _check_waves,
     _pad_batch,
     _torch_device,
@@ -99,11 +100,7 @@ class QuartzNetModel:
         return torch.nn.functional.linear(representation, weight, head.bias)
 
     def _check_layer(self, layer: object) -> None:
-        if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) \
-                or not 0 <= layer < self.num_layers:
-            raise ValueError(
-                f"layer {layer!r} out of range: QuartzNet exposes blocks 0..{self.num_layers - 1}"
-            )
+        _check_layer(layer, self.num_layers, "QuartzNet exposes blocks")
 
     def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = (),
                 representation: bool = False) -> list[ModelOutput]:
