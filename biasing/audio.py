@@ -6,16 +6,18 @@ libsndfile supports), mixed down to mono and resampled with soxr's high-quality 
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
-from pathlib import Path
+import re
 
 import numpy as np
 
 from .readers import check_file
 
-__all__ = ["DEFAULT_MIN_DURATION_S", "load_audio", "to_model_rate"]
+__all__ = ["DEFAULT_MIN_DURATION_S", "AudioInfo", "audio_info", "decode_audio", "load_audio",
+           "to_model_rate"]
 
 # Shortest audio accepted by default, in seconds: below this no CTC model emits a word.
 DEFAULT_MIN_DURATION_S = 0.1
@@ -54,7 +56,12 @@ def load_audio(
         raise ValueError(f"cannot read audio file {str(file)!r}: {err}") from err
     if data.size == 0:
         raise ValueError(f"audio file {str(file)!r} holds no samples")
-    problem = _truncation(file, info.format, len(data), info.frames)
+    with open(file, "rb") as stream:
+        head = stream.read(_PEEK)
+        stream.seek(max(0, file.stat().st_size - _PEEK))
+        tail = stream.read()
+    problem = _truncation(info.format, len(data), info.frames, head, tail,
+                          file.stat().st_size)
     if problem:
         raise ValueError(f"audio file {str(file)!r} is truncated: {problem}")
     try:
@@ -63,29 +70,83 @@ def load_audio(
         raise ValueError(f"audio file {str(file)!r}: {err}") from err
 
 
-def _truncation(file: Path, kind: str, frames_read: int, frames_declared: int) -> str:
-    """Why ``file`` looks cut short ("" when it does not): a WAV whose data chunk is larger
-    than what follows it, a FLAC with fewer samples than its STREAMINFO declares, an Ogg
-    stream whose last page is not marked end-of-stream."""
+_PEEK = 1 << 16  # bytes read at each end of a file for the truncation check
+
+
+def _truncation(kind: str, frames_read: int, frames_declared: int, head: bytes, tail: bytes,
+                size: int) -> str:
+    """Why audio looks cut short ("" when it does not): a WAV whose data chunk is larger than
+    what follows it, a FLAC with fewer samples than its STREAMINFO declares, an Ogg stream
+    whose last page is not marked end-of-stream. ``head`` and ``tail`` are the first and
+    last bytes (up to 64 KiB) of the ``size`` bytes."""
     if kind == "FLAC" and 0 < frames_declared and frames_read < frames_declared:
         return f"{frames_read} of the {frames_declared} samples it declares"
-    with open(file, "rb") as stream:
-        if kind == "WAV":
-            head = stream.read(1 << 16)
-            at = head.find(b"data", 12)
-            if at >= 0 and at + 8 <= len(head):
-                declared = int.from_bytes(head[at + 4:at + 8], "little")
-                available = file.stat().st_size - (at + 8)
-                if 0 < declared < 0xFFFFFFFF and available < declared:
-                    return f"its data chunk declares {declared:,} bytes, {available:,} follow"
-        elif kind == "OGG":
-            size = file.stat().st_size
-            stream.seek(max(0, size - (1 << 16)))
-            tail = stream.read()
-            page = tail.rfind(b"OggS")
-            if page >= 0 and page + 5 < len(tail) and not tail[page + 5] & 0x04:
-                return "its Ogg stream ends without an end-of-stream page"
+    if kind == "WAV":
+        at = head.find(b"data", 12)
+        if at >= 0 and at + 8 <= len(head):
+            declared = int.from_bytes(head[at + 4:at + 8], "little")
+            available = size - (at + 8)
+            if 0 < declared < 0xFFFFFFFF and available < declared:
+                return f"its data chunk declares {declared:,} bytes, {available:,} follow"
+    elif kind == "OGG":
+        page = tail.rfind(b"OggS")
+        if page >= 0 and page + 5 < len(tail) and not tail[page + 5] & 0x04:
+            return "its Ogg stream ends without an end-of-stream page"
     return ""
+
+
+class AudioInfo:
+    """What the header of in-memory audio says, read before any sample is decoded."""
+
+    def __init__(self, kind: str, rate: int, frames: int, channels: int) -> None:
+        self.kind = kind  # container, as libsndfile names it: WAV, FLAC, OGG, MP3, ...
+        self.rate = rate  # samples per second
+        self.frames = frames  # samples per channel (as declared)
+        self.channels = channels
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.rate if self.rate else 0.0
+
+
+def audio_info(data: bytes, name: str = "audio") -> AudioInfo:
+    """The header of in-memory audio (any format libsndfile reads).
+
+    Raises:
+        ValueError: ``data`` is not audio libsndfile can read; the message names ``name``.
+    """
+    import soundfile
+
+    try:
+        info = soundfile.info(io.BytesIO(data))
+    except (RuntimeError, soundfile.LibsndfileError, TypeError) as err:
+        why = re.sub(r"^Error opening <[^>]*>: ", "", str(err))
+        raise ValueError(f"cannot read {name}: not audio in a format libsndfile reads "
+                         f"(wav, flac, ogg, mp3, ...): {why}") from None
+    return AudioInfo(info.format, int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def decode_audio(data: bytes, sample_rate: int, name: str = "audio",
+                 min_duration_s: float = DEFAULT_MIN_DURATION_S) -> np.ndarray:
+    """As :func:`load_audio`, for audio held in memory (an upload, a blob); the same checks
+    (unreadable, truncated, empty, too short), with ``name`` in the messages."""
+    import soundfile
+
+    info = audio_info(data, name)
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError, TypeError) as err:
+        raise ValueError(f"cannot read {name}: {err}") from None
+    if samples.size == 0:
+        raise ValueError(f"{name} holds no samples")
+    problem = _truncation(info.kind, len(samples), info.frames, data[:_PEEK], data[-_PEEK:],
+                          len(data))
+    if problem:
+        raise ValueError(f"{name} is truncated: {problem}")
+    try:
+        return to_model_rate(samples, rate, sample_rate, min_duration_s=min_duration_s)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
 
 
 def to_model_rate(

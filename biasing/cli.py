@@ -1,5 +1,5 @@
 """The ``ctc-biasing`` command line: ``decode``, ``transcribe``, ``eval``, ``make-testset``,
-``train-adapter``.
+``train-adapter``, ``serve``, ``transcribe-corpus``.
 
 Each subcommand is a function that takes the parsed arguments, prints its own result and
 returns the exit status. Arguments that several subcommands share (the entity list, the
@@ -416,6 +416,83 @@ def _train_adapter(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- transcribe-corpus
+
+def _transcribe_corpus(args: argparse.Namespace) -> int:
+    from .corpus import RayOptions, read_manifest, transcribe_corpus
+
+    options = decoder_options(args.set, args.weight)
+    _check_options(options)
+    entities = [e.text for e in _entity_file(args)]
+    rows = read_manifest(args.manifest)
+    if args.no_ray and (args.ray_address or args.num_actors or args.gpus_per_actor):
+        raise ValueError("--no-ray runs in this process: drop --ray-address, --num-actors "
+                         "and --gpus-per-actor")
+    for name in ("num_actors", "threads_per_actor"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.gpus_per_actor < 0:
+        raise ValueError(f"--gpus-per-actor must be >= 0, got {args.gpus_per_actor}")
+    ray = None if args.no_ray else RayOptions(
+        address=args.ray_address, num_actors=args.num_actors,
+        threads_per_actor=args.threads_per_actor, gpus_per_actor=args.gpus_per_actor)
+    arguments = dict(options, model=args.model, kenlm_model_path=args.kenlm,
+                     tokenizer=args.tokenizer, beam_width=args.beam_width,
+                     phonetic=False if args.no_phonetic else None, adapter=args.adapter)
+    if args.no_ray:
+        arguments["device"] = args.device
+    summary = transcribe_corpus(rows, args.output, arguments, entities,
+                                output_format=args.format, ray=ray, threads=args.threads,
+                                log=lambda line: print(f"transcribe-corpus: {line}",
+                                                       file=sys.stderr, flush=True))
+    print(f"{summary.written} rows written to {args.output} ({summary.skipped} were there "
+          f"already, {summary.failed} failed)")
+    return 1 if summary.failed else 0
+
+
+# ----------------------------------------------------------------------------- serve
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .serve import API_KEY_ENV, Limits, ServerConfig, create_app
+
+    options = decoder_options(args.set, args.weight)
+    _check_options(options)
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if not _is_loopback(args.host) and api_key is None:
+        raise ValueError(f"--host {args.host} lets other machines in: give --api-key KEY (or "
+                         f"set {API_KEY_ENV}) so that only callers with the key are served")
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be from 1 to 65535, got {args.port}")
+    limits = Limits(audio_bytes=int(args.max_audio_mb * (1 << 20)), audio_s=args.max_audio_s,
+                    entities=args.max_entities)
+    config = ServerConfig(model=args.model, device=args.device, threads=args.threads,
+                          kenlm=args.kenlm, beam_width=args.beam_width,
+                          phonetic=False if args.no_phonetic else None,
+                          adapter=args.adapter, adapter_default=args.adapter_default,
+                          options=options, workers=args.workers, max_batch=args.max_batch,
+                          max_wait_ms=args.max_wait_ms, max_pending=args.max_pending,
+                          list_cache=args.list_cache, limits=limits, api_key=api_key)
+    import uvicorn
+
+    uvicorn.run(create_app(config), host=args.host, port=args.port,
+                log_level=args.log_level, timeout_graceful_shutdown=args.graceful_s)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 # ---------------------------------------------------------------------------- parser
 
 def _parser() -> argparse.ArgumentParser:
@@ -541,6 +618,80 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--max-list", type=int, default=300, help="largest training list")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train_adapter)
+
+    corpus = commands.add_parser(
+        "transcribe-corpus", help="transcribe a manifest of audio files, each row with its "
+                                  "own entity list, on Ray or in this process (resumable)",
+        epilog="MANIFEST: JSONL ({\"audio\": PATH, \"id\": ..., \"entities\": [...]}) or "
+               "TSV (header audio<TAB>id<TAB>entities, entities separated by |). Rows "
+               "already in OUTPUT are skipped, so a killed run resumes.")
+    corpus.add_argument("manifest", help="JSONL or TSV manifest")
+    corpus.add_argument("--output", required=True, help="results folder")
+    corpus.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
+                        help="results.jsonl, or part-NNNNN.parquet files")
+    _add_model_arguments(corpus)
+    _add_entity_arguments(corpus)
+    _add_decoder_arguments(corpus)
+    corpus.add_argument("--no-phonetic", action="store_true",
+                        help="do not use the model's phone head")
+    corpus.add_argument("--adapter", nargs="?", const=True, metavar="FILE",
+                        help="the contextual adapter first (the model folder's, or FILE)")
+    group = corpus.add_argument_group("Ray (the ray extra)")
+    group.add_argument("--ray-address", help="join a cluster: auto or HOST:PORT (default: "
+                                             "start a local Ray instance)")
+    group.add_argument("--num-actors", type=int,
+                       help="actors holding the model (default: CPUs // threads per actor)")
+    group.add_argument("--threads-per-actor", type=int, default=1,
+                       help="torch threads and CPUs per actor (default 1)")
+    group.add_argument("--gpus-per-actor", type=float, default=0.0,
+                       help="GPUs per actor; > 0 runs the model on cuda")
+    group.add_argument("--no-ray", action="store_true",
+                       help="transcribe in this process (--threads torch threads)")
+    corpus.set_defaults(run=_transcribe_corpus)
+
+    serve = commands.add_parser(
+        "serve", help="HTTP server: POST /v1/audio/transcriptions with a per-request entity "
+                      "list (the serve extra)",
+        epilog="Binds 127.0.0.1 by default; any other address needs --api-key (or the "
+               "CTC_BIASING_API_KEY environment variable), which every transcription "
+               "request must then send as 'Authorization: Bearer KEY'. Ctrl-C or SIGTERM "
+               "finishes the requests in flight, then stops.")
+    _add_model_arguments(serve)
+    _add_decoder_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default "
+                                                           "127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--api-key", help="bearer token required of every transcription "
+                                         "request (default: $CTC_BIASING_API_KEY)")
+    serve.add_argument("--no-phonetic", action="store_true",
+                       help="do not use the model's phone head")
+    serve.add_argument("--adapter", nargs="?", const=True, metavar="FILE",
+                       help="load the contextual adapter (the model folder's, or FILE); "
+                            "requests use it with adapter=true")
+    serve.add_argument("--adapter-default", action="store_true",
+                       help="requests that do not say use the adapter")
+    serve.add_argument("--workers", type=int, default=2,
+                       help="decoding processes (default 2; 0 decodes in the server "
+                            "process, one request at a time)")
+    serve.add_argument("--max-batch", type=int, default=8,
+                       help="most requests in one acoustic-model batch")
+    serve.add_argument("--max-wait-ms", type=float, default=10.0,
+                       help="how long a request waits for others to batch with")
+    serve.add_argument("--max-pending", type=int, default=64,
+                       help="requests in flight before new ones get 503")
+    serve.add_argument("--list-cache", type=int, default=64,
+                       help="compiled entity lists kept per decoding process")
+    serve.add_argument("--max-audio-mb", type=float, default=25.0,
+                       help="largest upload in MiB")
+    serve.add_argument("--max-audio-s", type=float, default=300.0,
+                       help="longest audio in seconds")
+    serve.add_argument("--max-entities", type=int, default=10_000,
+                       help="most entries in one request's list")
+    serve.add_argument("--graceful-s", type=float, default=30.0,
+                       help="seconds to finish requests in flight on shutdown")
+    serve.add_argument("--log-level", default="info",
+                       choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -95,6 +95,10 @@ class Transcriber:
             little to the decoder's techniques and costs WER on general speech (README,
             "Contextual adapter"). It runs only for a non-empty list and a non-zero
             ``weight``.
+        list_cache: entity lists kept compiled in memory (context graph, pronunciations,
+            adapter vectors), keyed by content; default ``DEFAULT_LIST_CACHE`` (16).
+        pronunciation_cache: where compiled pronunciations are kept on disk (default the
+            cache root); False keeps them in memory only (a server's callers' lists).
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
 
     Raises:
@@ -105,8 +109,10 @@ class Transcriber:
     def __init__(self, model: Any = None, kenlm_model_path: str | os.PathLike[str] | None = None,
                  tokenizer: Any = None, beam_width: int | None = None, device: str = "cpu",
                  threads: int | None = None, phonetic: bool | None = None, lexicon: Any = None,
-                 adapter: Any = None, **options: Any) -> None:
-        from .decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
+                 adapter: Any = None, list_cache: int | None = None,
+                 pronunciation_cache: str | os.PathLike[str] | bool | None = None,
+                 **options: Any) -> None:
+        from .decoders import DEFAULT_BEAM_WIDTH, DEFAULT_LIST_CACHE, build_biased_decoder
         from .models import DEFAULT_MODEL, load_model, set_threads
 
         spec = None
@@ -127,8 +133,12 @@ class Transcriber:
         self.phonetic = phonetic is not False and phone_labels is not None
         self.decoder = build_biased_decoder(
             model.labels, kenlm_model_path=kenlm_model_path, tokenizer=tokenizer,
-            phone_labels=phone_labels if self.phonetic else None, lexicon=lexicon, **options)
+            phone_labels=phone_labels if self.phonetic else None, lexicon=lexicon,
+            list_cache=DEFAULT_LIST_CACHE if list_cache is None else list_cache,
+            pronunciation_cache=pronunciation_cache, **options)
         self.adapter = _adapter(adapter, model, spec)
+        if self.adapter is not None and list_cache is not None:
+            self.adapter.list_cache = list_cache
         if options.get("weight", 1.0) == 0:
             self.adapter = None  # weight 0 changes nothing, the adapter included
 
@@ -208,21 +218,60 @@ class Transcriber:
             wave = waves[n]
             out = outputs.pop(n, None) or forward_long(self.model, wave, layers,
                                                        chunk_s=LONG_AUDIO_S)
-            results.append(self._decode(out, entities, source, len(wave) / rate, attention))
+            results.append(self.decode_output(out, entities, source=source,
+                                              duration_s=len(wave) / rate,
+                                              attention=attention))
         return results
 
+    def decode_output(self, output: Any, entities: EntityInput | None = None, *,
+                      source: str = "<output>", duration_s: float | None = None,
+                      attention: bool = False, weight: float | None = None,
+                      phonetic: bool | None = None, adapter: bool | None = None,
+                      merge_spots: bool | None = None) -> Transcript:
+        """Decode one model output (``self.model.forward(...)[i]``) with a list: the second
+        half of :meth:`transcribe`, for callers that run the model themselves (a server
+        batching requests). ``weight``, ``phonetic`` (use the phone head), ``adapter`` and
+        ``merge_spots`` override this transcriber's settings for this call only (None keeps
+        them); ``phonetic=True`` or ``adapter=True`` where the transcriber has none raises
+        ``ValueError``."""
+        entities = as_entity_list(entities)
+        if phonetic and not self.phonetic:
+            raise ValueError("phonetic=True, but this transcriber has no phone head (or was "
+                             "made with phonetic=False)")
+        if adapter and self.adapter is None:
+            raise ValueError("adapter=True, but this transcriber has no adapter (make it with "
+                             "adapter=True or a file)")
+        changes: dict[str, Any] = {}
+        if weight is not None:
+            changes["weight"] = weight
+        if merge_spots is not None:
+            changes["merge_spots"] = merge_spots
+        decoder = self.decoder.with_options(**changes) if changes else self.decoder
+        use_adapter = self.adapter is not None and adapter is not False \
+            and decoder.options.weight > 0
+        if duration_s is None:
+            duration_s = len(output.logprobs) * self.model.frame_shift_s
+        return self._decode(output, entities, source, duration_s, attention,
+                            decoder=decoder,
+                            phonetic=self.phonetic if phonetic is None else phonetic,
+                            adapter=self.adapter if use_adapter else None)
+
     def _decode(self, output: Any, entities: Any, source: str, duration_s: float,
-                keep_attention: bool = False) -> Transcript:
-        phones = output.heads.get(PHONE_HEAD) if self.phonetic else None
+                keep_attention: bool = False, decoder: Any = None,
+                phonetic: bool | None = None, adapter: Any = False) -> Transcript:
+        decoder = self.decoder if decoder is None else decoder
+        phonetic = self.phonetic if phonetic is None else phonetic
+        adapter = self.adapter if adapter is False else adapter
+        phones = output.heads.get(PHONE_HEAD) if phonetic else None
         shift = self.model.frame_shift_s
         logprobs, weights = output.logprobs, None
-        if self.adapter is not None and len(entities):
-            biased = self.adapter.bias(output, entities)
+        if adapter is not None and len(entities):
+            biased = adapter.bias(output, entities)
             logprobs = biased.logprobs
             if keep_attention and biased.attention is not None:
                 weights = Attention(biased.attention, biased.entities, shift)
-        best = self.decoder.decode_hypotheses(logprobs, beam_width=self.beam_width,
-                                              entities=entities, phones=phones)[0]
+        best = decoder.decode_hypotheses(logprobs, beam_width=self.beam_width,
+                                         entities=entities, phones=phones)[0]
         words = [WordTiming(w, s * shift, e * shift) for w, (s, e) in best.words]
         hits = [EntityHit(m.text, m.start_frame * shift, m.end_frame * shift, m.first_word,
                           m.last_word, m.technique, m.phone_score) for m in best.entities]

@@ -44,7 +44,7 @@ ADAPTER_FILE = "adapter.npz"  # its name inside a model folder
 OUTPUT = "output"  # ``AdapterConfig.spot_head`` for the model's own output
 _CONFIG = "config.json"
 _PIECES = "sentencepiece.model"
-_CACHED_LISTS = 32  # entity lists whose vectors stay in memory
+DEFAULT_CACHED_LISTS = 32  # entity lists whose vectors stay in memory
 _ENCODE_CHUNK = 4096  # entities encoded at once
 # the spotter behind the attention gate: generous, since the adapter learns how much to
 # trust a spot from its score (a name misheard in one or two units still counts)
@@ -233,6 +233,9 @@ class Adapter:
         sentencepiece_model: the units' model, for ``pieces`` units.
         source: where the adapter came from, for messages.
 
+    ``list_cache`` (attribute, default 32) is how many entity lists keep their vectors and
+    spot trie in memory, least recently used dropped first.
+
     Raises:
         ValueError: the model does not expose what the adapter needs, or does not match it
             (labels, layer sizes, representation size); the message names both.
@@ -293,6 +296,7 @@ class Adapter:
             if config.label_bag else None  # (V, V)
         # per list (SHA-1 of its texts): entity vectors and the spotting trie, if any
         self._lists: OrderedDict[str, tuple[torch.Tensor, UnitTrie | None]] = OrderedDict()
+        self.list_cache = DEFAULT_CACHED_LISTS
 
     def vectors(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, vector_size) entity vectors of ``texts``, computed once per list (keyed by the
@@ -321,7 +325,7 @@ class Adapter:
         elif self._spot_labels:
             trie = spot_sequences(texts, self.speller, self._spot_labels)
         self._lists[key] = (vectors, trie)
-        while len(self._lists) > _CACHED_LISTS:
+        while len(self._lists) > self.list_cache:
             self._lists.popitem(last=False)
         return vectors, trie
 

@@ -21,6 +21,7 @@ from .compile import CompiledEntities
 from .context_graph import ContextGraph
 from .decoder import (
     DEFAULT_BEAM_WIDTH,
+    DEFAULT_LIST_CACHE,
     BiasedBeamSearchDecoder,
     BiasingOptions,
     Hypothesis,
@@ -35,7 +36,7 @@ from .language_model import (
 )
 from .respell import EntityMatch
 
-__all__ = ["DEFAULT_BEAM_WIDTH", "Alphabet", "BiasedBeamSearchDecoder", "BiasingOptions",
+__all__ = ["DEFAULT_BEAM_WIDTH", "DEFAULT_LIST_CACHE", "Alphabet", "BiasedBeamSearchDecoder", "BiasingOptions",
            "CompiledEntities", "ContextGraph", "EntityMatch", "Hypothesis", "LanguageModel",
            "build_alphabet", "build_biased_decoder"]
 
@@ -96,6 +97,8 @@ def build_biased_decoder(
     tokenizer: Any = None,
     phone_labels: Sequence[str] | None = None,
     lexicon: Any = None,
+    list_cache: int = DEFAULT_LIST_CACHE,
+    pronunciation_cache: str | os.PathLike[str] | bool | None = None,
     **options: Any,
 ) -> BiasedBeamSearchDecoder:
     """Build a biased CTC beam-search decoder (pyctcdecode's ``build_ctcdecoder`` order).
@@ -112,6 +115,11 @@ def build_biased_decoder(
             decode call's own ``entities`` replace it.
         tokenizer: sentencepiece model (path or processor) that made the labels; without
             it, entities are spelled from the labels (characters, or greedy longest match).
+        list_cache: entity lists kept compiled in memory, least recently used dropped first
+            (context graph, spellings, unit trie, pronunciations; keyed by the list's
+            content, so equal lists share them and different lists never mix).
+        pronunciation_cache: where compiled pronunciations are kept on disk (default
+            ``<cache root>/pronunciations``); False keeps them in memory only.
         **options: fields of :class:`BiasingOptions` (``weight``, ``unit_bonus``,
             ``adaptive_scale``, ``max_adaptive``, ``completion_bonus``, ``full_bonus_chars``,
             ``g2g_variants``, ``force_window``, ``lm_boost_logp``).
@@ -128,4 +136,6 @@ def build_biased_decoder(
             unk_score_offset=unk_score_offset, score_boundary=lm_score_boundary)
     return BiasedBeamSearchDecoder(alphabet, language_model, tokenizer=tokenizer,
                                    entities=entities, options=BiasingOptions(**options),
-                                   phone_labels=phone_labels, lexicon=lexicon)
+                                   phone_labels=phone_labels, lexicon=lexicon,
+                                   list_cache=list_cache,
+                                   pronunciation_cache=pronunciation_cache)

@@ -61,7 +61,7 @@ DEFAULT_MIN_TOKEN_LOGP = -5.0
 DEFAULT_PRUNE_BEAMS = False
 MIN_TOKEN_CLIP_P = 1e-15  # log-probabilities are clipped to log(1e-15)
 MAX_BONUS = 1000.0  # nats: any bonus (or weight) above this is a typo, not a setting
-_COMPILED_CACHE_SIZE = 16
+DEFAULT_LIST_CACHE = 16  # entity lists kept compiled (graph, spellings, pronunciations)
 logger = logging.getLogger(__name__)
 
 # pyctcdecode's beam tuple: text, LM state, word frames, acoustic score, combined score
@@ -182,7 +182,11 @@ class BiasedBeamSearchDecoder:
     def __init__(self, alphabet: Any, language_model: ScoringModel | None = None, *,
                  tokenizer: Any = None, entities: EntityInput | None = None,
                  options: BiasingOptions = BiasingOptions(),
-                 phone_labels: Sequence[str] | None = None, lexicon: Any = None) -> None:
+                 phone_labels: Sequence[str] | None = None, lexicon: Any = None,
+                 list_cache: int = DEFAULT_LIST_CACHE,
+                 pronunciation_cache: str | os.PathLike[str] | bool | None = None) -> None:
+        if isinstance(list_cache, bool) or not isinstance(list_cache, int) or list_cache < 1:
+            raise ValueError(f"list_cache must be a positive integer, got {list_cache!r}")
         if not isinstance(alphabet, Alphabet):
             alphabet = Alphabet(tuple(alphabet.labels), bool(alphabet.is_bpe))
         self._alphabet = alphabet
@@ -191,7 +195,9 @@ class BiasedBeamSearchDecoder:
         self._options = options
         self._model_key = os.urandom(16)
         BiasedBeamSearchDecoder.model_container[self._model_key] = language_model
-        self._phone_set = None if phone_labels is None else PhoneSet(phone_labels, lexicon)
+        self._list_cache = list_cache
+        self._phone_set = None if phone_labels is None else PhoneSet(
+            phone_labels, lexicon, cache_dir=pronunciation_cache, memory_lists=list_cache)
         self._unit_tries: OrderedDict[str, UnitTrie] = OrderedDict()
         self._entities = EntityList() if entities is None else as_entity_list(entities)
         if self._entities:
@@ -286,7 +292,7 @@ class BiasedBeamSearchDecoder:
                      if isinstance(language_model, LanguageModel) else None)
             prepared = (compiled, boost)
             cache[key] = prepared
-            if len(cache) > _COMPILED_CACHE_SIZE:
+            while len(cache) > self._list_cache:
                 cache.popitem(last=False)
         else:
             cache.move_to_end(key)
@@ -421,7 +427,7 @@ class BiasedBeamSearchDecoder:
         if trie is None:
             trie = UnitTrie((i, u) for i, u in compiled.units if u)
             self._unit_tries[key] = trie
-            if len(self._unit_tries) > _COMPILED_CACHE_SIZE:
+            while len(self._unit_tries) > self._list_cache:
                 self._unit_tries.popitem(last=False)
         else:
             self._unit_tries.move_to_end(key)

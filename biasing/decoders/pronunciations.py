@@ -59,13 +59,15 @@ class PhoneSet:
         lexicon: user pronunciations (``biasing.lexicon.Lexicon``); default: CMUdict + G2P.
         cache_dir: folder for compiled lists; default ``<cache root>/pronunciations``;
             ``False`` keeps them in memory only.
+        memory_lists: compiled lists kept in memory (least recently used dropped first).
 
     Raises:
         ValueError: no blank among the labels, or duplicate labels.
     """
 
     def __init__(self, labels: Sequence[str], lexicon: Any = None,
-                 cache_dir: str | Path | bool | None = None) -> None:
+                 cache_dir: str | Path | bool | None = None,
+                 memory_lists: int = _MEMORY_LISTS) -> None:
         labels = [str(label) for label in labels]
         if "" not in labels:
             raise ValueError(f"phone labels need a CTC blank ''; got {len(labels)} labels "
@@ -84,6 +86,7 @@ class PhoneSet:
         self._cache_dir = None if cache_dir is None or isinstance(cache_dir, bool) \
             else Path(cache_dir)
         self._lists: OrderedDict[str, ListPronunciations] = OrderedDict()
+        self._memory_lists = memory_lists
         self._words: dict[str, list[PhoneUnits]] = {}
         self._known: dict[str, bool] = {}
         self._lock = threading.Lock()
@@ -123,7 +126,7 @@ class PhoneSet:
         compiled = ListPronunciations(key, tuple(units), skipped, trie)
         with self._lock:
             self._lists[key] = compiled
-            if len(self._lists) > _MEMORY_LISTS:
+            while len(self._lists) > self._memory_lists:
                 self._lists.popitem(last=False)
         return compiled
 

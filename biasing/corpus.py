@@ -1,0 +1,370 @@
+"""Corpus transcription: a manifest of audio files (each row with its own entity list, or
+one list for all) transcribed into JSONL or Parquet results, resumably, in this process or
+on a Ray cluster (the ``ray`` extra).
+
+The manifest is JSONL (``{"audio": PATH, "id": ..., "entities": [...] or "A|B"}`` per
+line) or TSV (a header naming the columns ``audio``, ``id``, ``entities`` with entities
+separated by ``|``; without a header the columns are ``audio`` and ``entities``). Relative
+audio paths are taken from the manifest's folder; ``id`` defaults to the audio path as
+written and must be unique.
+
+Results go to ``OUTPUT/results.jsonl`` (one JSON object per row, flushed as each arrives)
+or ``OUTPUT/part-NNNNN.parquet`` (written atomically every ``PARQUET_ROWS`` rows). A rerun
+with the same OUTPUT skips the rows already there, so a killed run resumes where it
+stopped; a line cut short by the kill is dropped and redone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .entities import EntityList
+from .paths import atomic_write, ensure_folder
+from .readers import read_text
+
+RESULTS_JSONL = "results.jsonl"
+PARQUET_ROWS = 256  # rows per Parquet part file
+BATCH_ROWS = 8  # rows an actor transcribes per call
+OutputFormat = Literal["jsonl", "parquet"]
+
+
+@dataclass(frozen=True)
+class CorpusRow:
+    """One manifest row."""
+
+    id: str
+    audio: str  # path, resolved against the manifest's folder
+    entities: tuple[str, ...] | None  # its own list; None: the global list only
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[CorpusRow]:
+    """The rows of a JSONL or TSV manifest (see the module's documentation).
+
+    Raises:
+        ValueError: a malformed line, a row without audio, a duplicate id; the message names
+            the file and line.
+    """
+    manifest = Path(path)
+    text = read_text(manifest, "dataset list")
+    folder = manifest.parent
+    is_json = manifest.suffix.lower() in (".jsonl", ".json") or text.lstrip().startswith("{")
+    rows = list(_json_rows(text, manifest) if is_json else _tsv_rows(text, manifest))
+    seen: dict[str, int] = {}
+    out = []
+    for line, row_id, audio, entities in rows:
+        if row_id in seen:
+            raise ValueError(f"{manifest}:{line}: id {row_id!r} repeats line {seen[row_id]}; "
+                             f"ids must be unique (give an 'id' column)")
+        seen[row_id] = line
+        resolved = audio if os.path.isabs(audio) else str(folder / audio)
+        out.append(CorpusRow(row_id, resolved, entities))
+    if not out:
+        raise ValueError(f"{manifest}: no rows")
+    return out
+
+
+def _json_rows(text: str, manifest: Path) -> Iterator[tuple[int, str, str, Any]]:
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{manifest}:{n}: not valid JSON: {err.msg}") from None
+        if not isinstance(item, dict):
+            raise ValueError(  # noqa: TRY004 - the file is wrong, not an argument
+                f"{manifest}:{n}: expected a JSON object, got {line[:60]!r}")
+        audio = item.get("audio")
+        if not isinstance(audio, str) or not audio.strip():
+            raise ValueError(f"{manifest}:{n}: no 'audio' path (expected "
+                             f"{{\"audio\": PATH, \"entities\": [...]}})")
+        row_id = item.get("id", audio)
+        if not isinstance(row_id, (str, int)):
+            raise ValueError(  # noqa: TRY004 - the file is wrong, not an argument
+                f"{manifest}:{n}: id {row_id!r} is not a string")
+        yield n, str(row_id), audio, _entities(item.get("entities"), manifest, n)
+
+
+def _tsv_rows(text: str, manifest: Path) -> Iterator[tuple[int, str, str, Any]]:
+    lines = list(csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
+    header = ["audio", "entities"]
+    first = 0
+    if lines and "audio" in [c.strip().lower() for c in lines[0]]:
+        header = [c.strip().lower() for c in lines[0]]
+        first = 1
+        unknown = sorted(set(header) - {"audio", "id", "entities"})
+        if unknown:
+            raise ValueError(f"{manifest}:1: unknown column(s) {', '.join(unknown)}; expected "
+                             f"audio, id, entities")
+    for n, cells in enumerate(lines[first:], first + 1):
+        if not any(c.strip() for c in cells) or cells[0].startswith("#"):
+            continue
+        if len(cells) > len(header):
+            raise ValueError(f"{manifest}:{n}: {len(cells)} columns, expected at most "
+                             f"{len(header)} ({', '.join(header)})")
+        row = dict(zip(header, cells))
+        audio = row.get("audio", "").strip()
+        if not audio:
+            raise ValueError(f"{manifest}:{n}: no audio path")
+        yield n, row.get("id", "").strip() or audio, audio, \
+            _entities(row.get("entities"), manifest, n)
+
+
+def _entities(value: Any, manifest: Path, line: int) -> tuple[str, ...] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return tuple(e.strip() for e in value.split("|") if e.strip())
+    if isinstance(value, list) and all(isinstance(e, str) for e in value):
+        return tuple(value)
+    raise ValueError(f"{manifest}:{line}: entities must be a list of strings or 'A|B|C', "
+                     f"got {json.dumps(value)[:60]}")
+
+
+# ------------------------------------------------------------------------ the output
+
+class ResultWriter:
+    """Results in ``folder``: which rows are done, and appending new ones."""
+
+    def __init__(self, folder: str | os.PathLike[str], output_format: OutputFormat = "jsonl"
+                 ) -> None:
+        if output_format not in ("jsonl", "parquet"):
+            raise ValueError(f"output format must be jsonl or parquet, got {output_format!r}")
+        self.folder = ensure_folder(folder, "--output folder")
+        self.format = output_format
+        self._pending: list[dict[str, Any]] = []
+        self._stream: Any = None
+
+    def done(self) -> set[str]:
+        """Ids already written (a line cut short by a kill is removed first)."""
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            found: set[str] = set()
+            for part in sorted(self.folder.glob("part-*.parquet")):
+                found.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
+            return found
+        path = self.folder / RESULTS_JSONL
+        if not path.exists():
+            return set()
+        data = path.read_bytes()
+        complete = data[:data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            with open(path, "r+b") as stream:  # drop the partial last line
+                stream.truncate(len(complete))
+        found = set()
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                found.add(str(json.loads(line)["id"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        return found
+
+    def write(self, result: dict[str, Any]) -> None:
+        if self.format == "parquet":
+            self._pending.append(result)
+            if len(self._pending) >= PARQUET_ROWS:
+                self._flush_parquet()
+            return
+        if self._stream is None:
+            # kept open across rows, closed by close()
+            self._stream = open(self.folder / RESULTS_JSONL, "a",  # noqa: SIM115
+                                encoding="utf-8")
+        self._stream.write(json.dumps(result, ensure_ascii=False) + "\n")
+        self._stream.flush()
+
+    def _flush_parquet(self) -> None:
+        if not self._pending:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist([_flat(r) for r in self._pending])
+        number = len(list(self.folder.glob("part-*.parquet")))
+        while (self.folder / f"part-{number:05d}.parquet").exists():
+            number += 1
+        with atomic_write(self.folder / f"part-{number:05d}.parquet") as stream:
+            pq.write_table(table, stream)
+        self._pending = []
+
+    def close(self) -> None:
+        if self.format == "parquet":
+            self._flush_parquet()
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    """A Parquet row: words and entities as JSON text (their fields vary)."""
+    return {**result, "words": json.dumps(result.get("words", [])),
+            "entities": json.dumps(result.get("entities", []))}
+
+
+# ------------------------------------------------------------------ transcribing rows
+
+class RowTranscriber:
+    """Transcribes batches of manifest rows: one :class:`biasing.Transcriber`, each row
+    with its own list plus the global one. The same code runs in this process and in
+    each Ray actor (as a Ray Data callable class)."""
+
+    def __init__(self, arguments: dict[str, Any], entities: Sequence[str] = (),
+                 threads: int | None = None) -> None:
+        from .transcribe import Transcriber
+
+        self.transcriber = Transcriber(threads=threads, **arguments)
+        self.entities = tuple(entities)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        ids, audio, lists = list(batch["id"]), list(batch["audio"]), list(batch["entities"])
+        out: dict[str, list[Any]] = {"id": [], "result": []}
+        groups: dict[str, list[int]] = {}
+        for i, encoded in enumerate(lists):  # rows sharing a list share forward batches
+            groups.setdefault(str(encoded), []).append(i)
+        for encoded, members in groups.items():
+            own = json.loads(encoded) or []
+            problem = ""
+            try:
+                entities = EntityList([*self.entities, *own], on_unrepresentable="skip")
+                results = self.transcriber.transcribe([str(audio[i]) for i in members],
+                                                      entities, on_error="report")
+            except (ValueError, TypeError) as err:  # a bad list: every row of it fails
+                results = [None] * len(members)
+                problem = f"entities: {err}"
+            for i, result in zip(members, results):
+                out["id"].append(str(ids[i]))
+                record = {"error": problem} if result is None else _record(result)
+                out["result"].append(json.dumps({"id": str(ids[i]), "audio": str(audio[i]),
+                                                 **record}, ensure_ascii=False))
+        return out
+
+
+def _record(result: Any) -> dict[str, Any]:
+    if result.error is not None:
+        return {"error": result.error}
+    return {"text": result.text, "duration_s": round(result.duration_s, 3),
+            "words": [{"word": w.word, "start_s": round(w.start_s, 2),
+                       "end_s": round(w.end_s, 2)} for w in result.words],
+            "entities": [{"entity": h.entity, "start_s": round(h.start_s, 2),
+                          "end_s": round(h.end_s, 2), "technique": h.technique}
+                         for h in result.entities]}
+
+
+def _batches(rows: Sequence[CorpusRow], size: int) -> Iterator[dict[str, list[Any]]]:
+    for start in range(0, len(rows), size):
+        chunk = rows[start:start + size]
+        yield {"id": [r.id for r in chunk], "audio": [r.audio for r in chunk],
+               "entities": [json.dumps(list(r.entities or ())) for r in chunk]}
+
+
+# ------------------------------------------------------------------------ the driver
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    total: int  # rows in the manifest
+    skipped: int  # already in the output
+    written: int  # written now
+    failed: int  # of those, rows whose result is an error
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a Ray run goes."""
+
+    address: str | None = None  # None: start a local instance; "auto" or HOST:PORT: join
+    num_actors: int | None = None  # None: the cluster's CPUs // threads_per_actor
+    threads_per_actor: int = 1  # torch threads (and CPUs reserved) per actor
+    gpus_per_actor: float = 0.0  # > 0: actors on GPUs, the model on cuda
+
+
+def transcribe_corpus(rows: Sequence[CorpusRow], output: str | os.PathLike[str],
+                      arguments: dict[str, Any], entities: Sequence[str] = (),
+                      output_format: OutputFormat = "jsonl", ray: RayOptions | None = None,
+                      threads: int | None = None,
+                      log: Callable[[str], None] = lambda line: None) -> CorpusSummary:
+    """Transcribe ``rows`` into ``output``, skipping rows already there.
+
+    Args:
+        rows: the manifest (:func:`read_manifest`).
+        output: results folder.
+        arguments: keyword arguments of each :class:`biasing.Transcriber` (model, decoder).
+        entities: a list added to every row's own.
+        ray: run on Ray with these options; None transcribes in this process.
+        threads: torch threads in this process (``ray=None``).
+    """
+    writer = ResultWriter(output, output_format)
+    done = writer.done()
+    todo = [r for r in rows if r.id not in done]
+    log(f"{len(rows)} rows, {len(rows) - len(todo)} already in {output}, {len(todo)} to do")
+    written = failed = 0
+    try:
+        results = _run_ray(todo, arguments, entities, ray, log) if ray is not None \
+            else _run_local(todo, arguments, entities, threads)
+        for encoded in results:
+            record = json.loads(encoded)
+            writer.write(record)
+            written += 1
+            failed += "error" in record
+    finally:
+        writer.close()
+    return CorpusSummary(len(rows), len(rows) - len(todo), written, failed)
+
+
+def _run_local(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: Sequence[str],
+               threads: int | None) -> Iterator[str]:
+    if not rows:
+        return
+    worker = RowTranscriber(arguments, entities, threads)
+    for batch in _batches(rows, BATCH_ROWS):
+        yield from worker(batch)["result"]
+
+
+def _run_ray(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: Sequence[str],
+             options: RayOptions, log: Callable[[str], None]) -> Iterator[str]:
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError("transcribe-corpus on Ray needs the ray extra: pip install "
+                          "'ctc-biasing[ray]' (or --no-ray for one process)") from err
+    if not rows:
+        return
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        actors = options.num_actors or max(1, cpus // max(1, options.threads_per_actor))
+        actors = min(actors, max(1, (len(rows) + BATCH_ROWS - 1) // BATCH_ROWS))
+        log(f"Ray: {cpus} CPUs, {actors} actor(s) x {options.threads_per_actor} thread(s)"
+            + (f", {options.gpus_per_actor} GPU each" if options.gpus_per_actor else ""))
+        actor_arguments = dict(arguments)
+        if options.gpus_per_actor:
+            actor_arguments["device"] = "cuda"
+        items = [{"id": r.id, "audio": r.audio, "entities": json.dumps(list(r.entities or ()))}
+                 for r in rows]
+        dataset = ray.data.from_items(items, override_num_blocks=max(
+            1, min(len(items) // BATCH_ROWS, 4 * actors)))
+        results = dataset.map_batches(
+            RowTranscriber, batch_size=BATCH_ROWS, batch_format="default",
+            fn_constructor_kwargs={"arguments": actor_arguments, "entities": tuple(entities),
+                                   "threads": options.threads_per_actor},
+            concurrency=actors, num_cpus=options.threads_per_actor,
+            num_gpus=options.gpus_per_actor or None)
+        for row in results.iter_rows():
+            yield str(row["result"])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def manifest_rows(paths: Iterable[str]) -> list[CorpusRow]:
+    """Rows for plain audio paths (ids are the paths), for callers without a manifest."""
+    return [CorpusRow(p, p, None) for p in paths]

@@ -1,0 +1,135 @@
+"""Decoding in a pool: each worker holds a :class:`biasing.Transcriber` (decoder, phone
+lexicon, adapter) and its own cache of compiled lists, and decodes model outputs with each
+request's list and options.
+
+``workers=0`` decodes in this process, one request at a time, in one thread; ``workers=N``
+starts N spawned processes (the beam search is Python: processes, not threads, use more
+than one core). A request goes to the least busy worker, and among those equally busy to
+the one that compiled its list last, so repeated lists are compiled once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import warnings
+from collections import OrderedDict
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+from ..decoders.pronunciations import UnpronounceableEntityWarning
+from ..entities import EntityList, UnrepresentableEntityWarning
+from ..transcribe import Transcript
+
+_WORKER: Any = None  # the Transcriber of a worker process
+_ROUTES = 4096  # lists whose last worker is remembered
+
+
+def _start_worker(arguments: dict[str, Any]) -> None:
+    global _WORKER
+    from ..models import set_threads
+    from ..transcribe import Transcriber
+
+    set_threads(1)  # the acoustic model runs in the server process, not here
+    # what a caller's list lacks is the caller's business, not the server log's
+    warnings.filterwarnings("ignore", category=UnrepresentableEntityWarning)
+    warnings.filterwarnings("ignore", category=UnpronounceableEntityWarning)
+    _WORKER = Transcriber(**arguments)
+
+
+def _ping() -> bool:
+    return _WORKER is not None
+
+
+def _check_in_worker(entities: EntityList) -> None:
+    _WORKER.decoder.compile(entities)
+
+
+def _decode_in_worker(output: Any, entities: EntityList, options: dict[str, Any]) -> Transcript:
+    return _WORKER.decode_output(output, entities, **options)
+
+
+class DecodePool:
+    """Decode model outputs in workers.
+
+    Args:
+        workers: processes to start; 0 decodes in this process with ``transcriber``.
+        arguments: the keyword arguments of each worker's ``Transcriber``.
+        transcriber: the in-process transcriber (``workers=0``).
+    """
+
+    def __init__(self, workers: int, arguments: dict[str, Any] | None = None,
+                 transcriber: Any = None) -> None:
+        if workers == 0 and transcriber is None:
+            raise ValueError("workers=0 decodes in this process: give a transcriber")
+        if workers > 0 and arguments is None:
+            raise ValueError("worker processes need the Transcriber's arguments")
+        self._transcriber = transcriber
+        self._executors: list[Executor] = []
+        if workers == 0:
+            self._executors.append(ThreadPoolExecutor(1, thread_name_prefix="ctc-biasing-decode"))
+        else:
+            context = multiprocessing.get_context("spawn")
+            self._executors = [ProcessPoolExecutor(1, mp_context=context,
+                                                   initializer=_start_worker,
+                                                   initargs=(arguments,))
+                               for _ in range(workers)]
+        self._busy = [0] * len(self._executors)
+        self._routes: OrderedDict[str, int] = OrderedDict()
+        self.in_process = workers == 0
+
+    @property
+    def size(self) -> int:
+        return len(self._executors)
+
+    async def ready(self) -> None:
+        """Wait until every worker has loaded its model (raises what a worker raised)."""
+        if self.in_process:
+            return
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(e, _ping) for e in self._executors))
+
+    async def check(self, entities: EntityList) -> None:
+        """Compile the list where it will be decoded: raises ``ValueError`` naming the
+        entities the model cannot spell (before any audio work), and warms the cache."""
+        if not entities:
+            return
+        index = self._choose(entities.key)
+        loop = asyncio.get_running_loop()
+        if self.in_process:
+            await loop.run_in_executor(self._executors[index],
+                                       self._transcriber.decoder.compile, entities)
+        else:
+            await loop.run_in_executor(self._executors[index], _check_in_worker, entities)
+
+    async def decode(self, output: Any, entities: EntityList, **options: Any) -> Transcript:
+        """``Transcriber.decode_output(output, entities, **options)`` in a worker."""
+        index = self._choose(entities.key if entities else "")
+        self._busy[index] += 1
+        loop = asyncio.get_running_loop()
+        try:
+            if self.in_process:
+                return await loop.run_in_executor(
+                    self._executors[index],
+                    lambda: self._transcriber.decode_output(output, entities, **options))
+            return await loop.run_in_executor(self._executors[index], _decode_in_worker,
+                                              output, entities, options)
+        finally:
+            self._busy[index] -= 1
+
+    def _choose(self, key: str) -> int:
+        least = min(self._busy)
+        last = self._routes.get(key)
+        index = last if last is not None and self._busy[last] == least \
+            else self._busy.index(least)
+        if key:
+            self._routes[key] = index
+            self._routes.move_to_end(key)
+            while len(self._routes) > _ROUTES:
+                self._routes.popitem(last=False)
+        return index
+
+    def shutdown(self) -> None:
+        """Let running decodes finish, then stop the workers."""
+        for executor in self._executors:
+            executor.shutdown(wait=True)
