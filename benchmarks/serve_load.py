@@ -7,11 +7,14 @@ Two tables:
    level, lists all distinct): requests per second, p50 and p95 latency, and the speed-up
    over one client sending requests back to back;
 2. resident memory of the server and its decoding workers over ``--memory-requests``
-   requests with distinct lists (8 clients), after 10 warm-up requests and at each quarter.
+   requests with distinct lists (8 clients): after ``--warm-up`` requests (default 100,
+   enough to fill the list caches: 16 lists per decoding process) and at each quarter.
 
-Lists are drawn from the Earnings-21 bias lists when ``../shared`` is there, padded with
-made-up names (entries the model cannot spell are skipped by the server:
-``skip_unrepresentable=true``). The server runs with its defaults (2 decoding processes,
+Lists are drawn from a pool of 3,000 names (the Earnings-21 bias lists when ``../shared``
+is there, padded with made-up names), so every list is new but its names recur across
+requests, as a server's callers' names do; names are pronounced once per decoding
+process and cached. Entries the model cannot spell are skipped by the server
+(``skip_unrepresentable=true``). The server runs with its defaults (2 decoding processes,
 batches of up to 8) unless ``--server-args`` says otherwise.
 
     python benchmarks/serve_load.py [--requests 64] [--memory-requests 2000] [--list-size 1000]
@@ -35,9 +38,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adapter_speed import EXAMPLES, entity_names  # noqa: E402
+from adapter_speed import EXAMPLES, entity_names
 
-from biasing.paths import checkout_root  # noqa: E402
+from biasing.paths import checkout_root
 
 
 def free_port() -> int:
@@ -156,18 +159,20 @@ class Load:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=64, help="per concurrency level")
     parser.add_argument("--memory-requests", type=int, default=2000)
+    parser.add_argument("--warm-up", type=int, default=100,
+                        help="requests before the memory baseline")
     parser.add_argument("--list-size", type=int, default=1000)
     parser.add_argument("--clients", default="1,4,8")
     parser.add_argument("--server-args", default="", help="extra arguments of serve")
     args = parser.parse_args()
-    names = entity_names(max(3000, 2 * args.list_size))
+    names = entity_names(max(3000, 3 * args.list_size))
     levels = [int(c) for c in args.clients.split(",")]
     print(f"# server: ctc-biasing serve {args.server_args or '(defaults)'}; "
           f"{os.cpu_count()} cores; lists of {args.list_size} entities, distinct per request\n")
@@ -186,14 +191,14 @@ def main() -> int:
                   f"{statistics.median(latencies):.3f} | {percentile(latencies, 0.95):.3f} | "
                   f"{rate / base:.2f}x |", flush=True)
         if args.memory_requests:
-            print(f"\n| requests with distinct lists | resident memory, server + workers "
-                  f"(MB) |\n|---:|---:|")
-            load.run(8, 10)
+            print("\n| requests with distinct lists | resident memory, server + workers "
+                  "(MB) |\n|---:|---:|")
+            load.run(8, args.warm_up)
             start = rss_mb(pid)
-            print(f"| 10 (warm-up) | {start:.0f} |", flush=True)
+            print(f"| {args.warm_up} (warm-up) | {start:.0f} |", flush=True)
             quarter = max(1, args.memory_requests // 4)
             load.run(8, args.memory_requests, every=quarter, on_progress=lambda n: print(
-                f"| {10 + n} | {rss_mb(pid):.0f} |", flush=True))
+                f"| {args.warm_up + n} | {rss_mb(pid):.0f} |", flush=True))
             print(f"\ngrowth over {args.memory_requests} distinct lists: "
                   f"{rss_mb(pid) - start:+.0f} MB")
     return 0

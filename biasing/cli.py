@@ -477,6 +477,9 @@ def _serve(args: argparse.Namespace) -> int:
                           list_cache=args.list_cache, limits=limits, api_key=api_key)
     import uvicorn
 
+    from .serve.workers import quiet_list_warnings
+
+    quiet_list_warnings()
     uvicorn.run(create_app(config), host=args.host, port=args.port,
                 log_level=args.log_level, timeout_graceful_shutdown=args.graceful_s)
     return 0
@@ -679,7 +682,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="how long a request waits for others to batch with")
     serve.add_argument("--max-pending", type=int, default=64,
                        help="requests in flight before new ones get 503")
-    serve.add_argument("--list-cache", type=int, default=64,
+    serve.add_argument("--list-cache", type=int, default=16,
                        help="compiled entity lists kept per decoding process")
     serve.add_argument("--max-audio-mb", type=float, default=25.0,
                        help="largest upload in MiB")

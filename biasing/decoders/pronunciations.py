@@ -88,6 +88,7 @@ class PhoneSet:
         self._lists: OrderedDict[str, ListPronunciations] = OrderedDict()
         self._memory_lists = memory_lists
         self._words: dict[str, list[PhoneUnits]] = {}
+        self._entity_units: dict[str, tuple[PhoneUnits, ...]] = {}
         self._known: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._confusion: Any = None
@@ -139,19 +140,29 @@ class PhoneSet:
         return digest.hexdigest()[:24]
 
     def _pronounce_entities(self, texts: list[str]) -> list[tuple[PhoneUnits, ...]]:
+        """Per entity, its pronunciations as label indices; cached per entity, so lists
+        that share names (a server's callers, per-utterance eval lists) pronounce each
+        name once."""
         from ..lexicon import entity_words
 
-        out: list[tuple[PhoneUnits, ...]] = []
-        pronounceable = [t for t in texts if entity_words(t)]
-        per_text = dict(zip(pronounceable, _safe_batch(self.lexicon, pronounceable)))
-        for text in texts:
-            alternatives = []
-            for pron in per_text.get(text, []):
-                mapped = self._map([p for word in pron for p in word])
-                if mapped and mapped not in alternatives:
-                    alternatives.append(mapped)
-            out.append(tuple(alternatives))
-        return out
+        missing = [t for t in dict.fromkeys(texts) if t not in self._entity_units]
+        if missing:
+            pronounceable = [t for t in missing if entity_words(t)]
+            per_text = dict(zip(pronounceable, _safe_batch(self.lexicon, pronounceable)))
+            found = {}
+            for text in missing:
+                alternatives: list[PhoneUnits] = []
+                for pron in per_text.get(text, []):
+                    mapped = self._map([p for word in pron for p in word])
+                    if mapped and mapped not in alternatives:
+                        alternatives.append(mapped)
+                found[text] = tuple(alternatives)
+            with self._lock:
+                if len(self._entity_units) + len(found) > _WORD_CACHE:
+                    self._entity_units.clear()
+                self._entity_units.update(found)
+            return [found[t] if t in found else self._entity_units.get(t, ()) for t in texts]
+        return [self._entity_units[t] for t in texts]
 
     def _map(self, phones: Sequence[str]) -> PhoneUnits | None:
         """ARPAbet phones (stress allowed) as label indices; None if the head lacks one."""

@@ -245,7 +245,7 @@ def create_app(config: ServerConfig | None = None, transcriber: Any = None) -> A
     @app.get("/readyz")
     async def readyz() -> Any:
         """The model and every decoding worker are loaded, and the server is not stopping."""
-        if server.ready:
+        if server.ready and not server.stopping:
             return {"status": "ready", "workers": server.pool.size if server.pool else 0,
                     "pending": server.pending}
         status = "stopping" if server.stopping else "failed" if server.problem else "starting"
@@ -312,6 +312,10 @@ async def _read_form(request: Any, limits: Limits, limit: int) -> tuple[bytes, s
     for key, value in form.multi_items():
         if key in fields or (key == "file" and audio is not None):
             raise RequestError(400, f"field {key!r} is given more than once", key)
+        if key == "file" and not hasattr(value, "read"):
+            raise RequestError(400, "field 'file' is text; upload the audio itself as a file "
+                                    "part (this server never opens a path or URL it is "
+                                    "given)", "file", "file_not_uploaded")
         if hasattr(value, "read"):  # an upload
             data = await value.read()
             if key == "file":

@@ -63,7 +63,7 @@ class ServerConfig:
     max_batch: int = 8  # acoustic-model batch across concurrent requests
     max_wait_ms: float = 10.0  # how long the first request of a batch waits for others
     max_pending: int = 64  # requests in flight before new ones get 503
-    list_cache: int = 64  # compiled entity lists kept per decoding process
+    list_cache: int = 16  # compiled entity lists kept per decoding process
     limits: Limits = field(default_factory=Limits)
     api_key: str | None = None  # bearer token every transcription request must carry
 

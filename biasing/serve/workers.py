@@ -31,10 +31,15 @@ def _start_worker(arguments: dict[str, Any]) -> None:
     from ..transcribe import Transcriber
 
     set_threads(1)  # the acoustic model runs in the server process, not here
-    # what a caller's list lacks is the caller's business, not the server log's
+    quiet_list_warnings()
+    _WORKER = Transcriber(**arguments)
+
+
+def quiet_list_warnings() -> None:
+    """What a caller's list lacks (names it cannot spell or pronounce) is the caller's
+    business, not the server log's: silence those warnings in this process."""
     warnings.filterwarnings("ignore", category=UnrepresentableEntityWarning)
     warnings.filterwarnings("ignore", category=UnpronounceableEntityWarning)
-    _WORKER = Transcriber(**arguments)
 
 
 def _ping() -> bool:

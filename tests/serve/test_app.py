@@ -1,0 +1,220 @@
+"""The app through an in-process client: transcription with and without a list, the
+OpenAI response formats, per-request isolation under concurrent requests, every limit and
+malformed field, the API key, readiness."""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+pytest.importorskip("httpx", reason="the serve extra is not installed")
+from fastapi.testclient import TestClient
+
+from biasing.serve import Limits, ServerConfig, create_app
+from tests.serve.conftest import CLIPS, NAMES
+
+URL = "/v1/audio/transcriptions"
+
+
+def client_for(transcriber: Any, **settings: Any) -> TestClient:
+    config = ServerConfig(workers=0, **settings)
+    return TestClient(create_app(config, transcriber))
+
+
+@pytest.fixture(scope="module")
+def client(transcriber: Any) -> Any:
+    with client_for(transcriber, max_wait_ms=100) as c:
+        yield c
+
+
+def post(client: TestClient, clip: str = "clinic", audio: bytes | None = None,
+         **fields: str) -> Any:
+    return client.post(URL, files={"file": (f"{clip}.ogg", CLIPS[clip] if audio is None
+                                            else audio)}, data=fields)
+
+
+def expected(transcriber: Any, clip: str, entities: list[str] | None = None) -> Any:
+    wave, rate = soundfile.read(io.BytesIO(CLIPS[clip]), dtype="float32")
+    return transcriber.transcribe([(wave, rate)], entities)[0]
+
+
+def test_without_a_list_the_text_is_the_library_s(client: TestClient, transcriber: Any) -> None:
+    response = post(client)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"text": expected(transcriber, "clinic").text}
+    assert "Przybylski" not in response.json()["text"]
+
+
+def test_a_list_brings_the_names_and_verbose_json_places_them(client: TestClient) -> None:
+    response = post(client, entities="\n".join(NAMES["clinic"] + ["Zermatt"]),
+                    response_format="verbose_json")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"] == "doctor Przybylski switched the patient to tirzepatide last week"
+    assert [e["entity"] for e in body["entities"]] == ["Przybylski", "tirzepatide"]
+    assert body["duration"] == pytest.approx(4.59, abs=0.01)
+    words = body["words"]
+    assert [w["word"] for w in words] == body["text"].split()
+    assert all(0 <= w["start"] <= w["end"] <= body["duration"] for w in words)
+    hit = body["entities"][0]
+    assert (words[hit["first_word"]]["start"], words[hit["last_word"]]["end"]) == \
+        (hit["start"], hit["end"])
+
+
+def test_text_format_json_lists_and_an_entities_file(client: TestClient) -> None:
+    response = post(client, entities=json.dumps(NAMES["clinic"]), response_format="text")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "doctor Przybylski switched the patient to tirzepatide last week"
+    upload = client.post(URL, files={"file": ("clinic.ogg", CLIPS["clinic"]),
+                                     "entities": ("names.txt", "\n".join(NAMES["clinic"]))})
+    assert upload.json()["text"] == response.text
+
+
+def test_weight_zero_gives_the_unbiased_text(client: TestClient) -> None:
+    plain = post(client).json()["text"]
+    assert post(client, entities="\n".join(NAMES["clinic"]), weight="0").json()["text"] == plain
+
+
+def test_concurrent_requests_each_get_their_own_list(transcriber: Any) -> None:
+    jobs = [(clip, names) for clip, names in NAMES.items()] * 2 + \
+        [(clip, None) for clip in NAMES]
+    want = {(clip, bool(names)): expected(transcriber, clip, names).text
+            for clip, names in jobs}
+    with client_for(transcriber, max_wait_ms=300, max_batch=16) as client:
+        def send(job: tuple[str, list[str] | None]) -> str:
+            clip, names = job
+            fields = {"entities": "\n".join(names)} if names else {}
+            response = post(client, clip, **fields)
+            assert response.status_code == 200, response.text
+            return str(response.json()["text"])
+
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            got = list(pool.map(send, jobs))
+        batcher = client.app.state.server.batcher
+        assert batcher.items == len(jobs)
+        assert batcher.batches < len(jobs)  # some requests shared a forward pass
+    for (clip, names), text in zip(jobs, got):
+        assert text == want[clip, bool(names)], (clip, names)
+        for other, other_names in NAMES.items():  # no other request's names leak in
+            if other != clip or not names:
+                assert not any(n in text for n in other_names), (clip, names, text)
+
+
+def test_a_list_is_compiled_once_across_requests(client: TestClient, transcriber: Any) -> None:
+    names = "\n".join(NAMES["travel"] + ["Zerodha"])
+    post(client, "travel", entities=names)
+    from biasing.serve.form import parse_entities
+
+    compiled = transcriber.decoder.compile(parse_entities(names, Limits()))
+    post(client, "travel", entities=names)
+    assert transcriber.decoder.compile(parse_entities(names, Limits())) is compiled
+
+
+def wav_bytes(seconds: float, rate: int = 16000) -> bytes:
+    out = io.BytesIO()
+    soundfile.write(out, np.zeros(int(seconds * rate), np.float32), rate, format="WAV")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("fields", "audio", "status", "param", "says"), [
+    ({}, b"", 400, "file", "is empty"),
+    ({}, b"certainly not audio", 415, "file", "not audio in a format"),
+    ({}, wav_bytes(0.05), 400, "file", "shorter than"),
+    ({}, CLIPS["clinic"][:len(CLIPS["clinic"]) // 2], 400, "file", "truncated"),
+    ({"entities": "AT&T"}, None, 400, "entities", "'AT&T' ('&')"),
+    ({"entities": "\n".join(f"name{i}" for i in range(11))}, None, 413, "entities",
+     "more than this server's limit of 10"),
+    ({"entities": "x" * 31}, None, 413, "entities", "more than 30"),
+    ({"entities": "Kaiyo\tlots"}, None, 400, "entities", "is not a number"),
+    ({"adapter": "true", "entities": "Kaiyo"}, None, 400, "adapter", "without a contextual"),
+    ({"response_format": "srt"}, None, 400, "response_format", "not supported"),
+    ({"weight": "heavy"}, None, 400, "weight", "not a number"),
+    ({"entites": "Kaiyo"}, None, 400, "entites", "unknown field"),
+])
+def test_every_limit_and_malformed_field_is_a_clear_4xx(
+        transcriber: Any, fields: dict[str, str], audio: bytes | None, status: int,
+        param: str, says: str) -> None:
+    limits = Limits(entities=10, entity_chars=30, audio_s=60)
+    with client_for(transcriber, limits=limits) as client:
+        response = post(client, audio=audio, **fields)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert says in error["message"], error["message"]
+
+
+def test_audio_over_the_limits(transcriber: Any) -> None:
+    with client_for(transcriber, limits=Limits(audio_bytes=50_000, audio_s=2.0)) as client:
+        under = post(client, audio=wav_bytes(1.5, rate=8000))  # 24 kB, 1.5 s
+        assert under.status_code == 200, under.text
+        seconds = post(client, audio=wav_bytes(2.5, rate=8000))  # 40 kB, 2.5 s
+        assert seconds.status_code == 413
+        assert "more than this server's limit of 2 s" in seconds.json()["error"]["message"]
+    with client_for(transcriber, limits=Limits(audio_bytes=20_000)) as client:
+        big = post(client, audio=wav_bytes(1.0))  # 32 kB
+        assert big.status_code == 413
+        assert "limit of 20,000" in big.json()["error"]["message"]
+
+
+def test_requests_that_are_not_a_transcription_form(client: TestClient) -> None:
+    as_json = client.post(URL, json={"file": "/etc/passwd"})
+    assert as_json.status_code == 400
+    assert "expected a multipart/form-data body" in as_json.json()["error"]["message"]
+    no_file = client.post(URL, files={"entities": (None, "Kaiyo")})
+    assert no_file.status_code == 400
+    assert no_file.json()["error"]["param"] == "file"
+    named_path = client.post(URL, data={"file": "/etc/passwd"},
+                             files={"entities": (None, "Kaiyo")})
+    assert named_path.status_code == 400
+    assert "never opens a path" in named_path.json()["error"]["message"]
+    bad_utf8 = client.post(URL, files={"file": ("c.ogg", CLIPS["clinic"]),
+                                       "entities": ("n.txt", b"Caf\xe9")})
+    assert bad_utf8.status_code == 400
+    assert "not UTF-8" in bad_utf8.json()["error"]["message"]
+
+
+def test_skip_unrepresentable_drops_what_cannot_be_spelled(client: TestClient) -> None:
+    response = post(client, entities="AT&T\nPrzybylski\ntirzepatide",
+                    skip_unrepresentable="true")
+    assert response.status_code == 200, response.text
+    assert "Przybylski" in response.json()["text"]
+
+
+def test_the_api_key_guards_transcription_but_not_health(transcriber: Any) -> None:
+    with client_for(transcriber, api_key="s3cret") as client:
+        assert client.get("/healthz").status_code == 200
+        missing = post(client)
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = client.post(URL, files={"file": ("c.ogg", CLIPS["clinic"])},
+                            headers={"Authorization": "Bearer guess"})
+        assert wrong.status_code == 401
+        right = client.post(URL, files={"file": ("c.ogg", CLIPS["clinic"])},
+                            headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200
+
+
+def test_readiness_and_a_stopping_server(transcriber: Any) -> None:
+    with client_for(transcriber) as client:
+        assert client.get("/readyz").json()["status"] == "ready"
+        server = client.app.state.server
+        server.stopping = True
+        assert client.get("/readyz").status_code == 503
+        refused = post(client)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "shutting_down"
+        server.stopping = False
+
+
+def test_a_transcriber_with_worker_processes_is_refused(transcriber: Any) -> None:
+    with pytest.raises(ValueError, match="pass transcriber only with workers=0"), \
+            TestClient(create_app(ServerConfig(workers=1), transcriber)):
+        pass

@@ -1,0 +1,142 @@
+"""transcribe-corpus: manifests, per-row lists, resumable JSONL and Parquet output, in this
+process and on a local Ray instance (skipped with the reason when the ray extra is absent).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from biasing.cli import main
+from biasing.corpus import (
+    RESULTS_JSONL,
+    RayOptions,
+    ResultWriter,
+    read_manifest,
+    transcribe_corpus,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+NAMES = {"booking": ["Kaiyo", "Thandiwe Okonkwo"], "clinic": ["Przybylski", "tirzepatide"],
+         "invoice": ["Quetzal Robotics"], "travel": ["Reykjavik"]}
+ARGUMENTS = {"model": "default", "pronunciation_cache": False}
+
+
+def write_manifest(folder: Path, clips: list[str], lists: bool = True,
+                   extra: list[dict[str, object]] = ()) -> Path:  # type: ignore[assignment]
+    rows = [{"id": clip, "audio": str(EXAMPLES / f"{clip}.ogg"),
+             **({"entities": NAMES[clip]} if lists else {})} for clip in clips]
+    path = folder / "manifest.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, *extra]))
+    return path
+
+
+def results(folder: Path) -> dict[str, dict[str, object]]:
+    lines = (folder / RESULTS_JSONL).read_text().splitlines()
+    return {json.loads(line)["id"]: json.loads(line) for line in lines}
+
+
+def test_manifests_in_jsonl_and_tsv(tmp_path: Path) -> None:
+    (tmp_path / "a.tsv").write_text("audio\tid\tentities\nx.wav\tone\tKaiyo|Zermatt\n"
+                                    "/abs/y.wav\ttwo\t\n")
+    rows = read_manifest(tmp_path / "a.tsv")
+    assert [(r.id, r.audio, r.entities) for r in rows] == [
+        ("one", str(tmp_path / "x.wav"), ("Kaiyo", "Zermatt")), ("two", "/abs/y.wav", None)]
+    (tmp_path / "b.tsv").write_text("x.wav\tKaiyo\n")  # no header: audio, entities
+    assert read_manifest(tmp_path / "b.tsv")[0].id == "x.wav"
+    (tmp_path / "c.jsonl").write_text('{"audio": "x.wav", "entities": "A|B"}\n\n'
+                                      '{"audio": "y.wav", "id": 7, "entities": ["C"]}\n')
+    assert [(r.id, r.entities) for r in read_manifest(tmp_path / "c.jsonl")] == [
+        ("x.wav", ("A", "B")), ("7", ("C",))]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('{"audio": "x.wav"}\n{"audio": "x.wav"}\n', "manifest.jsonl:2: id 'x.wav' repeats line 1"),
+    ('{"id": "a"}\n', "manifest.jsonl:1: no 'audio' path"),
+    ('{"audio": "x.wav"\n', "manifest.jsonl:1: not valid JSON"),
+    ('{"audio": "x.wav", "entities": 3}\n', "entities must be a list of strings"),
+    ("", "no rows"),
+])
+def test_bad_manifests_name_the_line(tmp_path: Path, text: str, says: str) -> None:
+    (tmp_path / "manifest.jsonl").write_text(text)
+    with pytest.raises(ValueError, match=says.replace("(", r"\(").replace("|", r"\|")):
+        read_manifest(tmp_path / "manifest.jsonl")
+
+
+def test_each_row_gets_its_own_list_and_a_bad_file_is_reported(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, ["clinic", "travel"],
+                              extra=[{"id": "gone", "audio": "missing.wav"}])
+    summary = transcribe_corpus(read_manifest(manifest), tmp_path / "out", ARGUMENTS,
+                                threads=1)
+    assert (summary.written, summary.failed, summary.skipped) == (3, 1, 0)
+    found = results(tmp_path / "out")
+    assert found["clinic"]["text"] == \
+        "doctor Przybylski switched the patient to tirzepatide last week"
+    assert "Reykjavik" in str(found["travel"]["text"])
+    assert "Przybylski" not in str(found["travel"]["text"])  # rows do not share lists
+    assert "not found" in str(found["gone"]["error"])
+    assert [e["entity"] for e in found["clinic"]["entities"]] == NAMES["clinic"]
+
+
+def test_a_killed_run_resumes_without_redoing_finished_rows(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, ["booking", "clinic", "invoice", "travel"])
+    rows = read_manifest(manifest)
+    out = tmp_path / "out"
+    first = transcribe_corpus(rows[:2], out, ARGUMENTS, threads=1)
+    assert first.written == 2
+    with open(out / RESULTS_JSONL, "a") as stream:  # a kill in the middle of a line
+        stream.write('{"id": "invoice", "text": "call am')
+    again = transcribe_corpus(rows, out, ARGUMENTS, threads=1)
+    assert (again.skipped, again.written) == (2, 2)
+    lines = (out / RESULTS_JSONL).read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == [
+        "booking", "clinic", "invoice", "travel"]
+    assert transcribe_corpus(rows, out, ARGUMENTS, threads=1).written == 0
+
+
+def test_parquet_output_resumes_too(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the ray extra) is absent")
+    manifest = write_manifest(tmp_path, ["clinic", "travel"])
+    rows = read_manifest(manifest)
+    transcribe_corpus(rows[:1], tmp_path / "out", ARGUMENTS, output_format="parquet",
+                      threads=1)
+    summary = transcribe_corpus(rows, tmp_path / "out", ARGUMENTS, output_format="parquet",
+                                threads=1)
+    assert (summary.skipped, summary.written) == (1, 1)
+    table = pq.read_table(tmp_path / "out")
+    assert sorted(table.column("id").to_pylist()) == ["clinic", "travel"]
+    assert ResultWriter(tmp_path / "out", "parquet").done() == {"clinic", "travel"}
+
+
+def test_the_cli_with_a_global_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, ["clinic", "travel"], lists=False)
+    code = main(["transcribe-corpus", str(manifest), "--output", str(tmp_path / "out"),
+                 "--no-ray", "--threads", "1", "--entities", str(EXAMPLES / "entities.txt")])
+    assert code == 0
+    assert "2 rows written" in capsys.readouterr().out
+    found = results(tmp_path / "out")
+    assert "Przybylski" in str(found["clinic"]["text"])
+    assert main(["transcribe-corpus", str(manifest), "--output", str(tmp_path / "out"),
+                 "--no-ray", "--num-actors", "2"]) == 2
+    assert "--no-ray runs in this process" in capsys.readouterr().err
+
+
+def test_ray_gives_the_same_transcripts_and_resumes(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    manifest = write_manifest(tmp_path, ["booking", "clinic", "invoice", "travel"])
+    rows = read_manifest(manifest)
+    transcribe_corpus(rows, tmp_path / "local", ARGUMENTS, threads=1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        options = RayOptions(num_actors=1, threads_per_actor=1)
+        first = transcribe_corpus(rows[:1], tmp_path / "ray", ARGUMENTS, ray=options)
+        rest = transcribe_corpus(rows, tmp_path / "ray", ARGUMENTS, ray=options)
+    finally:
+        ray.shutdown()
+    assert (first.written, rest.skipped, rest.written) == (1, 1, 3)
+    local, remote = results(tmp_path / "local"), results(tmp_path / "ray")
+    assert {k: v["text"] for k, v in remote.items()} == {k: v["text"] for k, v in local.items()}
