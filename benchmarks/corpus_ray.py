@@ -80,6 +80,8 @@ def main() -> int:
     print(f"| Ray, {args.threads} actors x 1 thread (local instance, start-up included) | "
           f"{on_ray:.1f} | {n / on_ray:.2f} | {single / on_ray:.2f}x |")
     print(f"\nidentical transcripts: {same} of {n}")
+    for key in sorted(k for k in a if a[k] != b.get(k)):
+        print(f"- {key}: single {a[key]!r}, Ray {b.get(key)!r}")
     return 0
 
 

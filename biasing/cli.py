@@ -59,6 +59,47 @@ def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
                             "LM), e.g. unit_bonus=0.3 or lm_boost_logp=none; repeatable")
 
 
+def _add_ray_arguments(parser: argparse.ArgumentParser, switch: str) -> None:
+    group = parser.add_argument_group("Ray (the ray extra)")
+    if switch == "--ray":
+        group.add_argument("--ray", action="store_true",
+                           help="run the model and the decoders on Ray actors (a local "
+                                "instance unless --ray-address)")
+    else:
+        group.add_argument("--no-ray", action="store_true",
+                           help="run in this process (--threads torch threads)")
+    group.add_argument("--ray-address", help="join a cluster: auto or HOST:PORT (default: "
+                                             "start a local Ray instance)")
+    group.add_argument("--num-actors", type=int,
+                       help="actors holding the model (default: CPUs // threads per actor)")
+    group.add_argument("--threads-per-actor", type=int, default=1,
+                       help="torch threads and CPUs per actor (default 1)")
+    group.add_argument("--gpus-per-actor", type=float, default=0.0,
+                       help="GPUs per actor; > 0 runs the model on cuda")
+
+
+def _ray_options(args: argparse.Namespace, use_ray: bool) -> Any:
+    """The RayOptions the Ray arguments ask for; None to run in this process."""
+    from .raypool import RayOptions
+
+    asked = [f"--{n.replace('_', '-')}" for n in ("ray_address", "num_actors")
+             if getattr(args, n)] + (["--gpus-per-actor"] if args.gpus_per_actor else [])
+    if not use_ray:
+        if asked:
+            raise ValueError(f"{', '.join(asked)} go with Ray, which this run does not use "
+                             f"(drop --no-ray, or add --ray)")
+        return None
+    if args.num_actors is not None and args.num_actors < 1:
+        raise ValueError(f"--num-actors must be at least 1, got {args.num_actors}")
+    if args.threads_per_actor < 1:
+        raise ValueError(f"--threads-per-actor must be at least 1, got {args.threads_per_actor}")
+    if args.gpus_per_actor < 0:
+        raise ValueError(f"--gpus-per-actor must be >= 0, got {args.gpus_per_actor}")
+    return RayOptions(address=args.ray_address, num_actors=args.num_actors,
+                      threads_per_actor=args.threads_per_actor,
+                      gpus_per_actor=args.gpus_per_actor)
+
+
 def decoder_options(pairs: Sequence[str], weight: float | None = None) -> dict[str, Any]:
     """``["unit_bonus=0.3", "lm_boost_logp=none", "merge_spots=true"]`` (and ``--weight``)
     -> decoder options."""
@@ -292,6 +333,7 @@ def _eval(args: argparse.Namespace) -> int:
     techniques = parse_techniques(args.techniques)
     options = decoder_options(args.set, args.weight)
     _check_options(options)
+    ray = _ray_options(args, args.ray or bool(args.ray_address))
     for technique in techniques:  # say which of the user's options a technique overrides
         overridden = {k: v for k, v in technique.fixed.items()
                       if k in options and options[k] != v}
@@ -337,7 +379,19 @@ def _eval(args: argparse.Namespace) -> int:
     cache = None if cache_dir is None else OutputCache.for_model(cache_dir, model)
     show = (lambda stage, done, total: _progress(done, total, stage)) \
         if sys.stderr.isatty() else None
-    run = run_eval(dataset, lists, model, techniques, context, cache, progress=show)
+    remote = None
+    if ray is not None:
+        from .evaluation.distributed import EvalSpec, ray_remote
+
+        spec = EvalSpec(model=args.model, techniques=args.techniques,
+                        beam_width=args.beam_width, options=options, kenlm=args.kenlm,
+                        tokenizer=args.tokenizer,
+                        adapter=None if adapter is None else adapter.source,
+                        cache=None if cache is None else str(cache_dir), device=args.device)
+        remote = ray_remote(spec, ray, progress=show, log=lambda line: print(
+            f"ctc-biasing eval: {line}", file=sys.stderr, flush=True))
+    run = run_eval(dataset, lists, model, techniques, context, cache, progress=show,
+                   remote=remote)
     if run.unspellable:
         names = ", ".join(run.unspellable[:5]) + (" ..." if len(run.unspellable) > 5 else "")
         print(f"ctc-biasing eval: {len(run.unspellable)} list entries cannot be spelled with "
@@ -419,24 +473,13 @@ def _train_adapter(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------- transcribe-corpus
 
 def _transcribe_corpus(args: argparse.Namespace) -> int:
-    from .corpus import RayOptions, read_manifest, transcribe_corpus
+    from .corpus import read_manifest, transcribe_corpus
 
     options = decoder_options(args.set, args.weight)
     _check_options(options)
     entities = [e.text for e in _entity_file(args)]
+    ray = _ray_options(args, not args.no_ray)
     rows = read_manifest(args.manifest)
-    if args.no_ray and (args.ray_address or args.num_actors or args.gpus_per_actor):
-        raise ValueError("--no-ray runs in this process: drop --ray-address, --num-actors "
-                         "and --gpus-per-actor")
-    for name in ("num_actors", "threads_per_actor"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if args.gpus_per_actor < 0:
-        raise ValueError(f"--gpus-per-actor must be >= 0, got {args.gpus_per_actor}")
-    ray = None if args.no_ray else RayOptions(
-        address=args.ray_address, num_actors=args.num_actors,
-        threads_per_actor=args.threads_per_actor, gpus_per_actor=args.gpus_per_actor)
     arguments = dict(options, model=args.model, kenlm_model_path=args.kenlm,
                      tokenizer=args.tokenizer, beam_width=args.beam_width,
                      phonetic=False if args.no_phonetic else None, adapter=args.adapter)
@@ -579,6 +622,7 @@ def _parser() -> argparse.ArgumentParser:
                           "~/.cache/ctc-biasing/logprobs)")
     evaluate.add_argument("--no-cache", action="store_true")
     evaluate.add_argument("--output", required=True, help="folder for the report")
+    _add_ray_arguments(evaluate, "--ray")
     evaluate.set_defaults(run=_eval)
 
     testset = commands.add_parser(
@@ -639,17 +683,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="do not use the model's phone head")
     corpus.add_argument("--adapter", nargs="?", const=True, metavar="FILE",
                         help="the contextual adapter first (the model folder's, or FILE)")
-    group = corpus.add_argument_group("Ray (the ray extra)")
-    group.add_argument("--ray-address", help="join a cluster: auto or HOST:PORT (default: "
-                                             "start a local Ray instance)")
-    group.add_argument("--num-actors", type=int,
-                       help="actors holding the model (default: CPUs // threads per actor)")
-    group.add_argument("--threads-per-actor", type=int, default=1,
-                       help="torch threads and CPUs per actor (default 1)")
-    group.add_argument("--gpus-per-actor", type=float, default=0.0,
-                       help="GPUs per actor; > 0 runs the model on cuda")
-    group.add_argument("--no-ray", action="store_true",
-                       help="transcribe in this process (--threads torch threads)")
+    _add_ray_arguments(corpus, "--no-ray")
     corpus.set_defaults(run=_transcribe_corpus)
 
     serve = commands.add_parser(

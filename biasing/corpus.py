@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 from .entities import EntityList
 from .paths import atomic_write, ensure_folder
+from .raypool import ROWS_PER_CALL, RayOptions, ray_map
 from .readers import read_text
 
 RESULTS_JSONL = "results.jsonl"
 PARQUET_ROWS = 256  # rows per Parquet part file
-BATCH_ROWS = 8  # rows an actor transcribes per call
 OutputFormat = Literal["jsonl", "parquet"]
 
 
@@ -274,16 +274,6 @@ class CorpusSummary:
     failed: int  # of those, rows whose result is an error
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how wide a Ray run goes."""
-
-    address: str | None = None  # None: start a local instance; "auto" or HOST:PORT: join
-    num_actors: int | None = None  # None: the cluster's CPUs // threads_per_actor
-    threads_per_actor: int = 1  # torch threads (and CPUs reserved) per actor
-    gpus_per_actor: float = 0.0  # > 0: actors on GPUs, the model on cuda
-
-
 def transcribe_corpus(rows: Sequence[CorpusRow], output: str | os.PathLike[str],
                       arguments: dict[str, Any], entities: Sequence[str] = (),
                       output_format: OutputFormat = "jsonl", ray: RayOptions | None = None,
@@ -322,47 +312,20 @@ def _run_local(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: S
     if not rows:
         return
     worker = RowTranscriber(arguments, entities, threads)
-    for batch in _batches(rows, BATCH_ROWS):
+    for batch in _batches(rows, ROWS_PER_CALL):
         yield from worker(batch)["result"]
 
 
 def _run_ray(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: Sequence[str],
              options: RayOptions, log: Callable[[str], None]) -> Iterator[str]:
-    try:
-        import ray
-    except ImportError as err:
-        raise ImportError("transcribe-corpus on Ray needs the ray extra: pip install "
-                          "'ctc-biasing[ray]' (or --no-ray for one process)") from err
-    if not rows:
-        return
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        actors = options.num_actors or max(1, cpus // max(1, options.threads_per_actor))
-        actors = min(actors, max(1, (len(rows) + BATCH_ROWS - 1) // BATCH_ROWS))
-        log(f"Ray: {cpus} CPUs, {actors} actor(s) x {options.threads_per_actor} thread(s)"
-            + (f", {options.gpus_per_actor} GPU each" if options.gpus_per_actor else ""))
-        actor_arguments = dict(arguments)
-        if options.gpus_per_actor:
-            actor_arguments["device"] = "cuda"
-        items = [{"id": r.id, "audio": r.audio, "entities": json.dumps(list(r.entities or ()))}
-                 for r in rows]
-        dataset = ray.data.from_items(items, override_num_blocks=max(
-            1, min(len(items) // BATCH_ROWS, 4 * actors)))
-        results = dataset.map_batches(
-            RowTranscriber, batch_size=BATCH_ROWS, batch_format="default",
-            fn_constructor_kwargs={"arguments": actor_arguments, "entities": tuple(entities),
-                                   "threads": options.threads_per_actor},
-            concurrency=actors, num_cpus=options.threads_per_actor,
-            num_gpus=options.gpus_per_actor or None)
-        for row in results.iter_rows():
-            yield str(row["result"])
-    finally:
-        if started_here:
-            ray.shutdown()
+    actor_arguments = dict(arguments, device="cuda") if options.gpus_per_actor else arguments
+    items = [{"id": r.id, "audio": r.audio, "entities": json.dumps(list(r.entities or ()))}
+             for r in rows]
+    for row in ray_map(items, RowTranscriber, {"arguments": actor_arguments,
+                                               "entities": tuple(entities),
+                                               "threads": options.threads_per_actor},
+                       options, log):
+        yield str(row["result"])
 
 
 def manifest_rows(paths: Iterable[str]) -> list[CorpusRow]:

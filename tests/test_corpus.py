@@ -12,13 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 from biasing.cli import main
-from biasing.corpus import (
-    RESULTS_JSONL,
-    RayOptions,
-    ResultWriter,
-    read_manifest,
-    transcribe_corpus,
-)
+from biasing.corpus import RESULTS_JSONL, ResultWriter, read_manifest, transcribe_corpus
+from biasing.raypool import RayOptions
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
 NAMES = {"booking": ["Kaiyo", "Thandiwe Okonkwo"], "clinic": ["Przybylski", "tirzepatide"],
@@ -122,21 +117,44 @@ def test_the_cli_with_a_global_list(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "Przybylski" in str(found["clinic"]["text"])
     assert main(["transcribe-corpus", str(manifest), "--output", str(tmp_path / "out"),
                  "--no-ray", "--num-actors", "2"]) == 2
-    assert "--no-ray runs in this process" in capsys.readouterr().err
+    assert "--num-actors go with Ray, which this run does not use" in capsys.readouterr().err
 
 
-def test_ray_gives_the_same_transcripts_and_resumes(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def local_ray():  # type: ignore[no-untyped-def]
+    """One local 2-CPU Ray instance for the Ray tests of this module."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_same_transcripts_and_resumes(tmp_path: Path, local_ray: object) -> None:
     manifest = write_manifest(tmp_path, ["booking", "clinic", "invoice", "travel"])
     rows = read_manifest(manifest)
     transcribe_corpus(rows, tmp_path / "local", ARGUMENTS, threads=1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        options = RayOptions(num_actors=1, threads_per_actor=1)
-        first = transcribe_corpus(rows[:1], tmp_path / "ray", ARGUMENTS, ray=options)
-        rest = transcribe_corpus(rows, tmp_path / "ray", ARGUMENTS, ray=options)
-    finally:
-        ray.shutdown()
+    options = RayOptions(num_actors=1, threads_per_actor=1)
+    first = transcribe_corpus(rows[:1], tmp_path / "ray", ARGUMENTS, ray=options)
+    rest = transcribe_corpus(rows, tmp_path / "ray", ARGUMENTS, ray=options)
     assert (first.written, rest.skipped, rest.written) == (1, 1, 3)
     local, remote = results(tmp_path / "local"), results(tmp_path / "ray")
     assert {k: v["text"] for k, v in remote.items()} == {k: v["text"] for k, v in local.items()}
+
+
+def test_eval_on_ray_scores_as_eval_here(tmp_path: Path, local_ray: object,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["eval", "--dataset", str(EXAMPLES), "--entities-per-utt",
+              str(EXAMPLES / "entities_per_utt.tsv"), "--techniques", "none,subword",
+              "--threads", "1", "--no-cache"]
+    assert main([*common, "--output", str(tmp_path / "here")]) == 0
+    assert main([*common, "--output", str(tmp_path / "ray"), "--ray", "--num-actors", "2"]) == 0
+    capsys.readouterr()
+
+    def scores(folder: Path) -> list[tuple[str, float, float | None]]:
+        report = json.loads((folder / "results.json").read_text())
+        return [(name, r["wer"], r["entity_f1"]) for name, r in report["results"].items()]
+
+    assert scores(tmp_path / "ray") == scores(tmp_path / "here")
+    here = (tmp_path / "here" / "hypotheses").iterdir()
+    for path in here:
+        assert (tmp_path / "ray" / "hypotheses" / path.name).read_text() == path.read_text()

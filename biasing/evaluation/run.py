@@ -20,10 +20,10 @@ from ..metrics import UtteranceScore, aggregate, score_utterance
 from ..models import AcousticModel, ModelOutput
 from .cache import OutputCache
 from .lists import mean_size
-from .techniques import PHONES, EvalContext, Technique
+from .techniques import PHONES, DecodeFn, EvalContext, Technique
 
-__all__ = ["EvalRun", "TechniqueResult", "TechniqueRun", "UtteranceResult", "model_output",
-           "run_eval"]
+__all__ = ["Decoded", "EvalRun", "TechniqueResult", "TechniqueRun", "UtteranceResult",
+           "decode_here", "model_output", "run_eval"]
 
 # progress(stage, done, total): stage is "model" or a technique's name
 Progress = Callable[[str, int, int], None]
@@ -77,14 +77,29 @@ class EvalRun:
     # of the phonetic techniques (when one ran)
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """One utterance through the model and every technique (what a backend returns)."""
+
+    audio_s: float  # seconds of audio
+    forward_s: float  # seconds in the model (0 from the cache)
+    hypotheses: Mapping[str, tuple[str, float]]  # technique name -> (transcript, decode s)
+
+
+# remote(dataset, lists) -> Decoded per utterance id: decodes somewhere else (a Ray cluster)
+Remote = Callable[[Sequence[Utterance], Mapping[str, EntityList]], Mapping[str, Decoded]]
+
+
 def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
              model: AcousticModel, techniques: Sequence[Technique], context: EvalContext,
-             cache: OutputCache | None = None, progress: Progress | None = None) -> EvalRun:
+             cache: OutputCache | None = None, progress: Progress | None = None,
+             remote: Remote | None = None) -> EvalRun:
     """Evaluate ``techniques`` on ``dataset``; ``lists[utterance.id]`` is the entity list each
     utterance is decoded and scored with.
 
     Every technique's decoder is built before the model runs, so a bad option or a missing
-    LM fails at once.
+    LM fails at once. ``remote`` runs the model and the decoders elsewhere
+    (:mod:`.distributed`); the scores are computed here either way.
 
     Raises:
         ValueError: a technique cannot be built, or an utterance has no list.
@@ -93,38 +108,21 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
     if absent:
         raise ValueError(f"{len(absent)} utterance(s) have no entity list, e.g. {absent[0]!r}")
     decoders = {t.name: t.build(context) for t in techniques}
-    adapted = any(t.uses_adapter for t in techniques) and context.adapter is not None
-    heads = sorted({head for t in techniques for head in t.heads(context)} |
-                   set(context.adapter.heads if adapted else ()))
-    layers = tuple(context.adapter.layers) if adapted else ()
-    outputs: dict[str, ModelOutput] = {}
-    audio_s = forward_s = 0.0
-    for n, utt in enumerate(dataset, 1):
-        outputs[utt.id], seconds, spent = model_output(model, utt.audio, cache, heads, layers)
-        audio_s += seconds
-        forward_s += spent
-        if progress:
-            progress("model", n, len(dataset))
-
+    heads = needed_heads(techniques, context)
+    if remote is None:
+        decoded = decode_here(dataset, lists, model, techniques, decoders, context, cache,
+                              progress)
+    else:
+        decoded = remote(dataset, lists)
+    audio_s = sum(d.audio_s for d in decoded.values())
     runs = []
     for technique in techniques:
-        decode = decoders[technique.name]
         results = []
-        decode_s = 0.0
-        for n, utt in enumerate(dataset, 1):
-            entities = lists[utt.id]
-            started = time.perf_counter()
-            with warnings.catch_warnings():
-                # reported once for the whole run (EvalRun.unspellable, .unpronounceable),
-                # not per utterance
-                warnings.simplefilter("ignore", UnrepresentableEntityWarning)
-                warnings.simplefilter("ignore", UnpronounceableEntityWarning)
-                hypothesis = decode(outputs[utt.id], entities)
-            decode_s += time.perf_counter() - started
-            score = score_utterance(utt.text, hypothesis, [e.text for e in entities])
+        for utt in dataset:
+            hypothesis = decoded[utt.id].hypotheses[technique.name][0]
+            score = score_utterance(utt.text, hypothesis, [e.text for e in lists[utt.id]])
             results.append(UtteranceResult(utt.id, utt.text, hypothesis, score))
-            if progress:
-                progress(technique.name, n, len(dataset))
+        decode_s = sum(decoded[u.id].hypotheses[technique.name][1] for u in dataset)
         corpus = aggregate(r.score for r in results)
         result = TechniqueResult(
             wer=corpus.wer, b_wer=corpus.b_wer, u_wer=corpus.u_wer,
@@ -134,9 +132,62 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
         options = technique.options(context) if technique.factory is None else context.options
         runs.append(TechniqueRun(technique, dict(options), result, tuple(results)))
     return EvalRun(techniques=tuple(runs), n_utterances=len(dataset), audio_s=audio_s,
-                   forward_s=forward_s, mean_list_size=mean_size(lists),
+                   forward_s=sum(d.forward_s for d in decoded.values()),
+                   mean_list_size=mean_size(lists),
                    unspellable=_unspellable(lists, context),
                    unpronounceable=_unpronounceable(lists) if PHONES in heads else ())
+
+
+def needed_heads(techniques: Sequence[Technique], context: EvalContext) -> list[str]:
+    """The model heads the techniques (and the adapter, when one of them uses it) read."""
+    adapted = any(t.uses_adapter for t in techniques) and context.adapter is not None
+    return sorted({head for t in techniques for head in t.heads(context)} |
+                  set(context.adapter.heads if adapted else ()))
+
+
+def needed_layers(techniques: Sequence[Technique], context: EvalContext) -> tuple[int, ...]:
+    """The intermediate layers the adapter reads, when a technique uses it."""
+    adapted = any(t.uses_adapter for t in techniques) and context.adapter is not None
+    return tuple(context.adapter.layers) if adapted else ()
+
+
+def decode_here(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
+                model: AcousticModel, techniques: Sequence[Technique],
+                decoders: Mapping[str, DecodeFn], context: EvalContext,
+                cache: OutputCache | None = None, progress: Progress | None = None,
+                ) -> dict[str, Decoded]:
+    """Model outputs for every utterance (from the cache where it has them), then each
+    technique over all of them, in this process."""
+    heads = needed_heads(techniques, context)
+    layers = needed_layers(techniques, context)
+    outputs: dict[str, ModelOutput] = {}
+    timing: dict[str, tuple[float, float]] = {}
+    for n, utt in enumerate(dataset, 1):
+        outputs[utt.id], seconds, spent = model_output(model, utt.audio, cache, heads, layers)
+        timing[utt.id] = (seconds, spent)
+        if progress:
+            progress("model", n, len(dataset))
+    hypotheses: dict[str, dict[str, tuple[str, float]]] = {u.id: {} for u in dataset}
+    for technique in techniques:
+        for n, utt in enumerate(dataset, 1):
+            hypotheses[utt.id][technique.name] = decode_one(
+                decoders[technique.name], outputs[utt.id], lists[utt.id])
+            if progress:
+                progress(technique.name, n, len(dataset))
+    return {u.id: Decoded(*timing[u.id], hypotheses[u.id]) for u in dataset}
+
+
+def decode_one(decode: DecodeFn, output: ModelOutput, entities: EntityList,
+               ) -> tuple[str, float]:
+    """(transcript, seconds) of one technique on one output."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # reported once for the whole run (EvalRun.unspellable, .unpronounceable), not per
+        # utterance
+        warnings.simplefilter("ignore", UnrepresentableEntityWarning)
+        warnings.simplefilter("ignore", UnpronounceableEntityWarning)
+        hypothesis = decode(output, entities)
+    return hypothesis, time.perf_counter() - started
 
 
 def model_output(model: AcousticModel, audio: Path, cache: OutputCache | None,

@@ -26,6 +26,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+# oneDNN (torch's CPU convolutions) keeps up to 1,024 compiled kernels, one set per input
+# shape: with recordings of every length that is about 1 GB of a long-running process's
+# memory (a server, a corpus job). 64 keeps what one forward pass reuses at the same speed
+# (benchmarks/forward_speed.py) and the memory flat. Set before torch is imported; a value
+# the user set wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+
 if TYPE_CHECKING:
     import torch
 
