@@ -1,5 +1,5 @@
 """The HTTP server under load: ``ctc-biasing serve`` on loopback with the bundled model, and
-clients sending the example clips, each request with its own ``--list-size``-entity list.
+clients sending the example clips (table 1), each request with its own ``--list-size``-entity list.
 
 Two tables:
 
@@ -9,6 +9,9 @@ Two tables:
 2. resident memory of the server and its decoding workers over ``--memory-requests``
    requests with distinct lists (8 clients): after ``--warm-up`` requests (default 100,
    enough to fill the list caches: 16 lists per decoding process) and at each quarter.
+   These requests send 300 recordings of many lengths (speechocean762 test, when
+   ``../shared`` is there; else the example clips), since the model's memory depends on
+   the shapes it has seen.
 
 Lists are drawn from a pool of 3,000 names (the Earnings-21 bias lists when ``../shared``
 is there, padded with made-up names), so every list is new but its names recur across
@@ -40,7 +43,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapter_speed import EXAMPLES, entity_names
 
-from biasing.paths import checkout_root
+from biasing.paths import checkout_root, shared_root
 
 
 def free_port() -> int:
@@ -98,15 +101,32 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-class Load:
-    """Requests with distinct lists: request ``n`` sends clip ``n % 4`` and list ``n``."""
+def example_clips() -> list[tuple[str, bytes]]:
+    folder = checkout_root() / "data" / "examples"
+    return [(f"{e}.ogg", (folder / f"{e}.ogg").read_bytes()) for e in EXAMPLES]
 
-    def __init__(self, url: str, names: list[str], list_size: int) -> None:
+
+def varied_clips(n: int = 300) -> list[tuple[str, bytes]]:
+    """Recordings of many lengths: the first ``n`` of speechocean762 test when
+    ``../shared`` is there (lengths matter to memory: the model's kernels are per shape)."""
+    from biasing.datasets import load_dataset
+
+    folder = shared_root() / "data" / "speechocean762"
+    if not folder.is_dir():
+        return example_clips()
+    return [(u.audio.name, u.audio.read_bytes()) for u in load_dataset(folder, "test")[:n]]
+
+
+class Load:
+    """Requests with distinct lists: request ``n`` sends clip ``n % len(clips)`` and list
+    ``n``."""
+
+    def __init__(self, url: str, names: list[str], list_size: int,
+                 clips: list[tuple[str, bytes]]) -> None:
         self.url = url
         self.names = names
         self.list_size = list_size
-        folder = checkout_root() / "data" / "examples"
-        self.clips = [(f"{e}.ogg", (folder / f"{e}.ogg").read_bytes()) for e in EXAMPLES]
+        self.clips = clips
         self.counter = 0
         self.lock = threading.Lock()
 
@@ -177,7 +197,7 @@ def main() -> int:
     print(f"# server: ctc-biasing serve {args.server_args or '(defaults)'}; "
           f"{os.cpu_count()} cores; lists of {args.list_size} entities, distinct per request\n")
     with server(args.server_args.split()) as (url, pid):
-        load = Load(url, names, args.list_size)
+        load = Load(url, names, args.list_size, example_clips())
         load.run(1, 4)  # warm-up: first compiles, first batches
         print("| clients | requests | req/s | p50 latency (s) | p95 latency (s) | "
               "speed-up vs 1 client |")
@@ -193,6 +213,8 @@ def main() -> int:
         if args.memory_requests:
             print("\n| requests with distinct lists | resident memory, server + workers "
                   "(MB) |\n|---:|---:|")
+            load = Load(url, names, args.list_size, varied_clips())
+            load.counter = 10_000  # lists not used above
             load.run(8, args.warm_up)
             start = rss_mb(pid)
             print(f"| {args.warm_up} (warm-up) | {start:.0f} |", flush=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .entities import EntityList
+from .models import trim_memory
 from .paths import atomic_write, ensure_folder
 from .raypool import ROWS_PER_CALL, RayOptions, ray_map
 from .readers import read_text
@@ -243,6 +244,7 @@ class RowTranscriber:
                 record = {"error": problem} if result is None else _record(result)
                 out["result"].append(json.dumps({"id": str(ids[i]), "audio": str(audio[i]),
                                                  **record}, ensure_ascii=False))
+        trim_memory()  # recordings of every length fragment the heap
         return out
 
 

@@ -28,7 +28,7 @@ from ..transcribe import Transcript
 from .batching import Batcher
 from .form import RequestError, TranscriptionRequest, parse_fields
 from .settings import Limits, ServerConfig
-from .workers import DecodePool
+from .workers import DecodePool, WorkerDied
 
 logger = logging.getLogger(__name__)
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
@@ -145,15 +145,20 @@ class Server:
             self._check_list(request))
         layers = transcriber.adapter.layers if use_adapter else ()
         output = await self.batcher.forward(wave, layers)
-        return await self.pool.decode(output, request.entities, source=filename,
-                                      duration_s=len(wave) / rate, weight=request.weight,
-                                      phonetic=request.phonetic, adapter=use_adapter,
-                                      merge_spots=request.merge_spots)
+        try:
+            return await self.pool.decode(output, request.entities, source=filename,
+                                          duration_s=len(wave) / rate, weight=request.weight,
+                                          phonetic=request.phonetic, adapter=use_adapter,
+                                          merge_spots=request.merge_spots)
+        except WorkerDied as err:
+            raise RequestError(503, str(err), None, "worker_died") from None
 
     async def _check_list(self, request: TranscriptionRequest) -> None:
         assert self.pool is not None
         try:
             await self.pool.check(request.entities)
+        except WorkerDied as err:
+            raise RequestError(503, str(err), None, "worker_died") from None
         except ValueError as err:
             why = str(err).split(". Pass on_unrepresentable=")[0]
             raise RequestError(400, f"entities: {why}. Send skip_unrepresentable=true to "

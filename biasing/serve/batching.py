@@ -118,8 +118,11 @@ class Batcher:
                     item.done.set_result(output)
 
     def _forward(self, group: list[_Item], layers: tuple[int, ...]) -> list[Any]:
-        from ..models import forward_long
+        from ..models import forward_long, trim_memory
 
         if len(group) == 1 and len(group[0].wave) > self.long_samples:
-            return [forward_long(self.model, group[0].wave, layers, chunk_s=self.long_s)]
-        return list(self.model.forward([i.wave for i in group], layers))
+            outputs = [forward_long(self.model, group[0].wave, layers, chunk_s=self.long_s)]
+        else:
+            outputs = list(self.model.forward([i.wave for i in group], layers))
+        trim_memory()  # batches of every shape fragment the heap
+        return outputs

@@ -15,6 +15,7 @@ import multiprocessing
 import warnings
 from collections import OrderedDict
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ..decoders.pronunciations import UnpronounceableEntityWarning
@@ -22,6 +23,11 @@ from ..entities import EntityList, UnrepresentableEntityWarning
 from ..transcribe import Transcript
 
 _WORKER: Any = None  # the Transcriber of a worker process
+
+
+class WorkerDied(RuntimeError):
+    """A decoding process died during a request (it has been replaced)."""
+
 _ROUTES = 4096  # lists whose last worker is remembered
 
 
@@ -70,18 +76,32 @@ class DecodePool:
         if workers > 0 and arguments is None:
             raise ValueError("worker processes need the Transcriber's arguments")
         self._transcriber = transcriber
+        self._arguments = arguments
         self._executors: list[Executor] = []
         if workers == 0:
             self._executors.append(ThreadPoolExecutor(1, thread_name_prefix="ctc-biasing-decode"))
         else:
-            context = multiprocessing.get_context("spawn")
-            self._executors = [ProcessPoolExecutor(1, mp_context=context,
-                                                   initializer=_start_worker,
-                                                   initargs=(arguments,))
-                               for _ in range(workers)]
+            self._executors = [self._process() for _ in range(workers)]
         self._busy = [0] * len(self._executors)
         self._routes: OrderedDict[str, int] = OrderedDict()
         self.in_process = workers == 0
+
+    def _process(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(self._arguments,))
+
+    async def _run(self, index: int, call: Any, *args: Any) -> Any:
+        """``call(*args)`` in worker ``index``; a worker that died (killed, out of memory) is
+        replaced, and the request told to retry."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executors[index], call, *args)
+        except BrokenProcessPool:
+            if not self.in_process:
+                self._executors[index].shutdown(wait=False)
+                self._executors[index] = self._process()
+            raise WorkerDied(f"decoding worker {index} died and was restarted: retry the "
+                             f"request") from None
 
     @property
     def size(self) -> int:
@@ -100,25 +120,20 @@ class DecodePool:
         if not entities:
             return
         index = self._choose(entities.key)
-        loop = asyncio.get_running_loop()
         if self.in_process:
-            await loop.run_in_executor(self._executors[index],
-                                       self._transcriber.decoder.compile, entities)
+            await self._run(index, self._transcriber.decoder.compile, entities)
         else:
-            await loop.run_in_executor(self._executors[index], _check_in_worker, entities)
+            await self._run(index, _check_in_worker, entities)
 
     async def decode(self, output: Any, entities: EntityList, **options: Any) -> Transcript:
         """``Transcriber.decode_output(output, entities, **options)`` in a worker."""
         index = self._choose(entities.key if entities else "")
         self._busy[index] += 1
-        loop = asyncio.get_running_loop()
         try:
             if self.in_process:
-                return await loop.run_in_executor(
-                    self._executors[index],
-                    lambda: self._transcriber.decode_output(output, entities, **options))
-            return await loop.run_in_executor(self._executors[index], _decode_in_worker,
-                                              output, entities, options)
+                return await self._run(index, lambda: self._transcriber.decode_output(
+                    output, entities, **options))
+            return await self._run(index, _decode_in_worker, output, entities, options)
         finally:
             self._busy[index] -= 1
 

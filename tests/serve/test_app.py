@@ -214,6 +214,21 @@ def test_readiness_and_a_stopping_server(transcriber: Any) -> None:
         server.stopping = False
 
 
+def test_the_adapter_is_used_when_a_request_asks(transcriber: Any) -> None:
+    from biasing import Transcriber
+
+    adapted = Transcriber(threads=1, pronunciation_cache=False, adapter=True)
+    names = "\n".join(NAMES["clinic"])
+    with client_for(adapted, adapter=True) as client:
+        with_adapter = post(client, entities=names, adapter="true")
+        without = post(client, entities=names)
+    assert with_adapter.status_code == 200, with_adapter.text
+    wave, rate = soundfile.read(io.BytesIO(CLIPS["clinic"]), dtype="float32")
+    assert with_adapter.json()["text"] == adapted.transcribe([(wave, rate)],
+                                                             NAMES["clinic"])[0].text
+    assert without.json()["text"] == expected(transcriber, "clinic", NAMES["clinic"]).text
+
+
 def test_a_transcriber_with_worker_processes_is_refused(transcriber: Any) -> None:
     with pytest.raises(ValueError, match="pass transcriber only with workers=0"), \
             TestClient(create_app(ServerConfig(workers=1), transcriber)):

@@ -4,12 +4,14 @@ free loopback port, then a graceful stop; and the bind rules of the command."""
 from __future__ import annotations
 
 import io
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,6 +58,21 @@ def test_a_real_server_transcribes_and_stops_gracefully() -> None:
             "doctor Przybylski switched the patient to tirzepatide last week"
         assert httpx.post(f"{url}/v1/audio/transcriptions",
                           files={"file": ("c.ogg", CLIPS["clinic"])}).status_code == 401
+        # a decoding process that dies is replaced: its request is told to retry, the next
+        # one is served
+        for worker in spawned_children(server.pid):
+            os.kill(worker, signal.SIGKILL)
+        died = httpx.post(f"{url}/v1/audio/transcriptions",
+                          files={"file": ("clinic.ogg", CLIPS["clinic"])},
+                          headers={"Authorization": "Bearer k"}, timeout=120)
+        assert died.status_code == 503
+        assert died.json()["error"]["code"] == "worker_died"
+        again = httpx.post(f"{url}/v1/audio/transcriptions",
+                           files={"file": ("clinic.ogg", CLIPS["clinic"])},
+                           data={"entities": "\n".join(NAMES["clinic"])},
+                           headers={"Authorization": "Bearer k"}, timeout=120)
+        assert again.status_code == 200, again.text
+        assert "Przybylski" in again.json()["text"]
         # a request in flight when SIGTERM comes is finished before the server exits
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(httpx.post, f"{url}/v1/audio/transcriptions",
@@ -70,6 +87,18 @@ def test_a_real_server_transcribes_and_stops_gracefully() -> None:
             server.kill()
     # uvicorn re-raises the signal once it has shut down gracefully
     assert code in (0, -signal.SIGTERM), server.stdout.read() if server.stdout else ""
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The decoding processes of server ``pid`` (multiprocessing spawn children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"spawn_main" in command:
+                found.append(int(child))
+    assert found, "no decoding process found"
+    return found
 
 
 def long_clip() -> bytes:
