@@ -49,25 +49,33 @@ def load_audio(
     import soundfile
 
     file = check_file(path, "audio file")
+    name = f"audio file {str(file)!r}"
     try:
         data, rate = soundfile.read(file, dtype="float32", always_2d=True)
         info = soundfile.info(file)
     except (RuntimeError, soundfile.LibsndfileError, TypeError) as err:
-        raise ValueError(f"cannot read audio file {str(file)!r}: {err}") from err
-    if data.size == 0:
-        raise ValueError(f"audio file {str(file)!r} holds no samples")
+        raise ValueError(f"cannot read {name}: {err}") from err
     with open(file, "rb") as stream:
         head = stream.read(_PEEK)
         stream.seek(max(0, file.stat().st_size - _PEEK))
         tail = stream.read()
-    problem = _truncation(info.format, len(data), info.frames, head, tail,
-                          file.stat().st_size)
-    if problem:
-        raise ValueError(f"audio file {str(file)!r} is truncated: {problem}")
+    return _checked(data, rate, sample_rate, min_duration_s, name,
+                    _truncation(info.format, len(data), info.frames, head, tail,
+                                file.stat().st_size))
+
+
+def _checked(samples: np.ndarray, rate: int, sample_rate: int, min_duration_s: float,
+             name: str, truncation: str) -> np.ndarray:
+    """Decoded samples, checked (not empty, not truncated) and brought to the model's
+    rate; every message names ``name``."""
+    if samples.size == 0:
+        raise ValueError(f"{name} holds no samples")
+    if truncation:
+        raise ValueError(f"{name} is truncated: {truncation}")
     try:
-        return to_model_rate(data, rate, sample_rate, min_duration_s=min_duration_s)
+        return to_model_rate(samples, rate, sample_rate, min_duration_s=min_duration_s)
     except ValueError as err:
-        raise ValueError(f"audio file {str(file)!r}: {err}") from err
+        raise ValueError(f"{name}: {err}") from err
 
 
 _PEEK = 1 << 16  # bytes read at each end of a file for the truncation check
@@ -137,16 +145,9 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "audio",
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, TypeError) as err:
         raise ValueError(f"cannot read {name}: {err}") from None
-    if samples.size == 0:
-        raise ValueError(f"{name} holds no samples")
-    problem = _truncation(info.kind, len(samples), info.frames, data[:_PEEK], data[-_PEEK:],
-                          len(data))
-    if problem:
-        raise ValueError(f"{name} is truncated: {problem}")
-    try:
-        return to_model_rate(samples, rate, sample_rate, min_duration_s=min_duration_s)
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from err
+    return _checked(samples, rate, sample_rate, min_duration_s, name,
+                    _truncation(info.kind, len(samples), info.frames, data[:_PEEK],
+                                data[-_PEEK:], len(data)))
 
 
 def to_model_rate(
