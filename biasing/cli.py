@@ -78,7 +78,7 @@ def _add_ray_arguments(parser: argparse.ArgumentParser, switch: str) -> None:
                        help="GPUs per actor; > 0 runs the model on cuda")
 
 
-def _ray_options(args: argparse.Namespace, use_ray: bool) -> Any:
+def _ray_options(args: argparse.Namespace, use_ray: bool, fix: str) -> Any:
     """The RayOptions the Ray arguments ask for; None to run in this process."""
     from .raypool import RayOptions
 
@@ -87,7 +87,7 @@ def _ray_options(args: argparse.Namespace, use_ray: bool) -> Any:
     if not use_ray:
         if asked:
             raise ValueError(f"{', '.join(asked)} go with Ray, which this run does not use "
-                             f"(drop --no-ray, or add --ray)")
+                             f"({fix})")
         return None
     if args.num_actors is not None and args.num_actors < 1:
         raise ValueError(f"--num-actors must be at least 1, got {args.num_actors}")
@@ -333,7 +333,7 @@ def _eval(args: argparse.Namespace) -> int:
     techniques = parse_techniques(args.techniques)
     options = decoder_options(args.set, args.weight)
     _check_options(options)
-    ray = _ray_options(args, args.ray or bool(args.ray_address))
+    ray = _ray_options(args, args.ray or bool(args.ray_address), "add --ray")
     for technique in techniques:  # say which of the user's options a technique overrides
         overridden = {k: v for k, v in technique.fixed.items()
                       if k in options and options[k] != v}
@@ -478,7 +478,7 @@ def _transcribe_corpus(args: argparse.Namespace) -> int:
     options = decoder_options(args.set, args.weight)
     _check_options(options)
     entities = [e.text for e in _entity_file(args)]
-    ray = _ray_options(args, not args.no_ray)
+    ray = _ray_options(args, not args.no_ray, "drop --no-ray")
     rows = read_manifest(args.manifest)
     arguments = dict(options, model=args.model, kenlm_model_path=args.kenlm,
                      tokenizer=args.tokenizer, beam_width=args.beam_width,

@@ -53,7 +53,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CorpusRow]:
             the file and line.
     """
     manifest = Path(path)
-    text = read_text(manifest, "dataset list")
+    text = read_text(manifest, "manifest")
     folder = manifest.parent
     is_json = manifest.suffix.lower() in (".jsonl", ".json") or text.lstrip().startswith("{")
     rows = list(_json_rows(text, manifest) if is_json else _tsv_rows(text, manifest))

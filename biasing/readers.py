@@ -23,6 +23,7 @@ LIMITS: dict[str, int] = {
     "labels file": 4 * MiB,
     "dataset list": 512 * MiB,  # asr_{split}.tsv, Kaldi text / wav.scp / utt2spk
     "entities-per-utterance file": 512 * MiB,
+    "manifest": 512 * MiB,  # transcribe-corpus: a row per recording
     "model config": 16 * MiB,
     "adapter file": 256 * MiB,
     "lexicon file": 256 * MiB,
