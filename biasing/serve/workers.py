@@ -33,12 +33,11 @@ _ROUTES = 4096  # lists whose last worker is remembered
 
 def _start_worker(arguments: dict[str, Any]) -> None:
     global _WORKER
-    from ..models import set_threads
     from ..transcribe import Transcriber
 
-    set_threads(1)  # the acoustic model runs in the server process, not here
     quiet_list_warnings()
-    _WORKER = Transcriber(**arguments)
+    # one torch thread: the acoustic model runs in the server process, not here
+    _WORKER = Transcriber(**{**arguments, "threads": 1})
 
 
 def quiet_list_warnings() -> None:
