@@ -50,7 +50,8 @@ def ray_map(items: Sequence[dict[str, Any]], actor: type, arguments: dict[str, A
             1, min(len(items) // ROWS_PER_CALL, 4 * actors)))
         results = dataset.map_batches(
             actor, batch_size=ROWS_PER_CALL, batch_format="default",
-            fn_constructor_kwargs=arguments, concurrency=actors,
+            fn_constructor_kwargs=arguments,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=options.threads_per_actor, num_gpus=options.gpus_per_actor or None)
         yield from results.iter_rows()
     finally:
