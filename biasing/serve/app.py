@@ -291,7 +291,7 @@ async def _read_form(request: Any, limits: Limits, limit: int) -> tuple[bytes, s
                            None, "not_multipart")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limits)
+        raise _too_large(f"{int(declared):,} bytes", limits)
     received = 0
     receive = request._receive
 
@@ -308,7 +308,7 @@ async def _read_form(request: Any, limits: Limits, limit: int) -> tuple[bytes, s
         form = await request.form(max_files=2, max_fields=32,
                                   max_part_size=limits.entities_bytes + _FORM_SLACK)
     except _BodyTooLarge:
-        raise _too_large(received, limits) from None
+        raise _too_large(f"over {limit:,} bytes", limits) from None
     except Exception as err:  # noqa: BLE001 - Starlette's parser errors are the client's
         raise RequestError(400, f"malformed multipart body: {getattr(err, 'detail', err)}",
                            None, "malformed_body") from None
@@ -347,7 +347,7 @@ async def _read_form(request: Any, limits: Limits, limit: int) -> tuple[bytes, s
     return audio, filename, fields
 
 
-def _too_large(size: int, limits: Limits) -> RequestError:
-    return RequestError(413, f"request body is over {size:,} bytes, more than this server "
+def _too_large(size: str, limits: Limits) -> RequestError:
+    return RequestError(413, f"request body is {size}, more than this server "
                              f"accepts (audio up to {limits.audio_bytes:,} bytes plus an "
                              f"entity list)", None, "request_too_large")

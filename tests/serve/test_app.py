@@ -233,3 +233,23 @@ def test_a_transcriber_with_worker_processes_is_refused(transcriber: Any) -> Non
     with pytest.raises(ValueError, match="pass transcriber only with workers=0"), \
             TestClient(create_app(ServerConfig(workers=1), transcriber)):
         pass
+
+
+def test_a_body_over_the_limit_is_refused_declared_or_streamed(transcriber: Any) -> None:
+    limits = Limits(audio_bytes=1000, entities=1, entity_chars=1)  # about 67 kB in all
+    audio = wav_bytes(6.0)  # 192 kB
+    boundary = "ctcbiasingboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n").encode() + audio + \
+        f"\r\n--{boundary}--\r\n".encode()
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    with client_for(transcriber, limits=limits) as client:
+        declared = client.post(URL, content=body, headers=headers)
+        streamed = client.post(URL, content=(body[i:i + 8192]
+                                             for i in range(0, len(body), 8192)),
+                               headers=headers)
+    for response in (declared, streamed):
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["code"] == "request_too_large"
+    assert f"request body is {len(body):,} bytes" in declared.json()["error"]["message"]
+    assert "request body is over" in streamed.json()["error"]["message"]
