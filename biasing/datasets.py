@@ -154,7 +154,7 @@ def _read_voxpopuli(tsv: Path, on_missing_audio: OnMissingAudio) -> list[Utteran
         tried = [folder / p.format(year=utt[:4], id=utt) for p in _VOXPOPULI_AUDIO]
         audio = next((p for p in tried if p.is_file()), None)
         if audio is None:
-            _missing_audio(utt, tried, on_missing_audio, skipped)
+            _missing_audio(utt, str(tsv), tried, on_missing_audio, skipped)
             continue
         speaker = fields[at["speaker_id"]] if "speaker_id" in at else ""
         utterances.append(Utterance(utt, audio, fields[at["raw_text"]],
@@ -188,7 +188,7 @@ def _read_kaldi(folder: Path, on_missing_audio: OnMissingAudio) -> list[Utteranc
                  else [folder / relative, folder.parent / relative])
         audio = next((p for p in tried if p.is_file()), None)
         if audio is None:
-            _missing_audio(utt, tried, on_missing_audio, skipped)
+            _missing_audio(utt, wavs[utt][1], tried, on_missing_audio, skipped)
             continue
         speaker = speakers[utt][0] if utt in speakers else None
         utterances.append(Utterance(utt, audio, text, " ".join(normalize_text(text)), speaker))
@@ -213,10 +213,10 @@ def _read_table(path: Path, allow_empty_value: bool) -> dict[str, tuple[str, str
     return table
 
 
-def _missing_audio(utt: str, tried: list[Path], on_missing_audio: OnMissingAudio,
+def _missing_audio(utt: str, where: str, tried: list[Path], on_missing_audio: OnMissingAudio,
                    skipped: list[str]) -> None:
     if on_missing_audio == "raise":
-        raise FileNotFoundError(f"no audio for utterance {utt!r}; tried "
+        raise FileNotFoundError(f"{where}: no audio for utterance {utt!r}; tried "
                                 + ", ".join(str(p) for p in tried))
     skipped.append(utt)
 
