@@ -366,11 +366,8 @@ def _eval(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     adapter = _eval_adapter(args.adapter, model) \
         if any(t.uses_adapter for t in techniques) else None
-    context = EvalContext(labels=model.labels, kenlm_model_path=args.kenlm,
-                          tokenizer=args.tokenizer or getattr(model, "tokenizer_path", None),
-                          beam_width=args.beam_width, options=options,
-                          head_labels=getattr(model, "head_labels", {}), model=args.model,
-                          adapter=adapter)
+    context = EvalContext.for_model(model, args.model, args.kenlm, args.tokenizer,
+                                    args.beam_width, options, adapter)
     for technique in techniques:  # before any model output is computed
         technique.build(context)
     no_plot = plot_problem()

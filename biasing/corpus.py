@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -328,8 +328,3 @@ def _run_ray(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: Seq
                                                "threads": options.threads_per_actor},
                        options, log):
         yield str(row["result"])
-
-
-def manifest_rows(paths: Iterable[str]) -> list[CorpusRow]:
-    """Rows for plain audio paths (ids are the paths), for callers without a manifest."""
-    return [CorpusRow(p, p, None) for p in paths]

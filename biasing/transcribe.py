@@ -249,26 +249,16 @@ class Transcriber:
         decoder = self.decoder.with_options(**changes) if changes else self.decoder
         use_adapter = self.adapter is not None and adapter is not False \
             and decoder.options.weight > 0
-        if duration_s is None:
-            duration_s = len(output.logprobs) * self.model.frame_shift_s
-        return self._decode(output, entities, source, duration_s, attention,
-                            decoder=decoder,
-                            phonetic=self.phonetic if phonetic is None else phonetic,
-                            adapter=self.adapter if use_adapter else None)
-
-    def _decode(self, output: Any, entities: Any, source: str, duration_s: float,
-                keep_attention: bool = False, decoder: Any = None,
-                phonetic: bool | None = None, adapter: Any = False) -> Transcript:
-        decoder = self.decoder if decoder is None else decoder
-        phonetic = self.phonetic if phonetic is None else phonetic
-        adapter = self.adapter if adapter is False else adapter
-        phones = output.heads.get(PHONE_HEAD) if phonetic else None
         shift = self.model.frame_shift_s
+        if duration_s is None:
+            duration_s = len(output.logprobs) * shift
+        use_phones = self.phonetic if phonetic is None else phonetic
+        phones = output.heads.get(PHONE_HEAD) if use_phones else None
         logprobs, weights = output.logprobs, None
-        if adapter is not None and len(entities):
-            biased = adapter.bias(output, entities)
+        if use_adapter and len(entities):
+            biased = self.adapter.bias(output, entities)
             logprobs = biased.logprobs
-            if keep_attention and biased.attention is not None:
+            if attention and biased.attention is not None:
                 weights = Attention(biased.attention, biased.entities, shift)
         best = decoder.decode_hypotheses(logprobs, beam_width=self.beam_width,
                                          entities=entities, phones=phones)[0]

@@ -36,9 +36,9 @@ from .language_model import (
 )
 from .respell import EntityMatch
 
-__all__ = ["DEFAULT_BEAM_WIDTH", "DEFAULT_LIST_CACHE", "Alphabet", "BiasedBeamSearchDecoder", "BiasingOptions",
-           "CompiledEntities", "ContextGraph", "EntityMatch", "Hypothesis", "LanguageModel",
-           "build_alphabet", "build_biased_decoder"]
+__all__ = ["DEFAULT_BEAM_WIDTH", "DEFAULT_LIST_CACHE", "Alphabet", "BiasedBeamSearchDecoder",
+           "BiasingOptions", "CompiledEntities", "ContextGraph", "EntityMatch", "Hypothesis",
+           "LanguageModel", "build_alphabet", "build_biased_decoder"]
 
 _BIASING_FIELDS = frozenset(f.name for f in fields(BiasingOptions))
 

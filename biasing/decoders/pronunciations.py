@@ -145,24 +145,23 @@ class PhoneSet:
         name once."""
         from ..lexicon import entity_words
 
-        missing = [t for t in dict.fromkeys(texts) if t not in self._entity_units]
+        known = {t: self._entity_units.get(t) for t in dict.fromkeys(texts)}
+        missing = [t for t, units in known.items() if units is None]
         if missing:
             pronounceable = [t for t in missing if entity_words(t)]
             per_text = dict(zip(pronounceable, _safe_batch(self.lexicon, pronounceable)))
-            found = {}
             for text in missing:
                 alternatives: list[PhoneUnits] = []
                 for pron in per_text.get(text, []):
                     mapped = self._map([p for word in pron for p in word])
                     if mapped and mapped not in alternatives:
                         alternatives.append(mapped)
-                found[text] = tuple(alternatives)
+                known[text] = tuple(alternatives)
             with self._lock:
-                if len(self._entity_units) + len(found) > _WORD_CACHE:
+                if len(self._entity_units) + len(missing) > _WORD_CACHE:
                     self._entity_units.clear()
-                self._entity_units.update(found)
-            return [found[t] if t in found else self._entity_units.get(t, ()) for t in texts]
-        return [self._entity_units[t] for t in texts]
+                self._entity_units.update((t, known[t]) for t in missing)
+        return [known[t] or () for t in texts]
 
     def _map(self, phones: Sequence[str]) -> PhoneUnits | None:
         """ARPAbet phones (stress allowed) as label indices; None if the head lacks one."""

@@ -19,7 +19,7 @@ from typing import Any
 from ..datasets import Utterance
 from ..entities import EntityList
 from ..raypool import RayOptions, ray_map
-from .run import Decoded, Remote, decode_one, model_output, needed_heads, needed_layers
+from .run import Decoded, Remote, decode_one, model_output, needed_outputs
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,13 @@ class EvalActor:
         self.model = load_model(spec.model, device=spec.device)
         self.techniques = parse_techniques(spec.techniques)
         adapter = load_adapter(spec.adapter, self.model) if spec.adapter else None
-        self.context = EvalContext(
-            labels=self.model.labels, kenlm_model_path=spec.kenlm,
-            tokenizer=spec.tokenizer or getattr(self.model, "tokenizer_path", None),
-            beam_width=spec.beam_width, options=dict(spec.options),
-            head_labels=getattr(self.model, "head_labels", {}), model=spec.model,
-            adapter=adapter)
+        self.context = EvalContext.for_model(self.model, spec.model, spec.kenlm,
+                                             spec.tokenizer, spec.beam_width, spec.options,
+                                             adapter)
         self.decoders = {t.name: t.build(self.context) for t in self.techniques}
         self.cache = None if spec.cache is None else OutputCache.for_model(spec.cache,
                                                                             self.model)
-        self.heads = needed_heads(self.techniques, self.context)
-        self.layers = needed_layers(self.techniques, self.context)
+        self.heads, self.layers = needed_outputs(self.techniques, self.context)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {"id": [], "decoded": []}

@@ -108,7 +108,7 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
     if absent:
         raise ValueError(f"{len(absent)} utterance(s) have no entity list, e.g. {absent[0]!r}")
     decoders = {t.name: t.build(context) for t in techniques}
-    heads = needed_heads(techniques, context)
+    heads, _ = needed_outputs(techniques, context)
     if remote is None:
         decoded = decode_here(dataset, lists, model, techniques, decoders, context, cache,
                               progress)
@@ -138,17 +138,14 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
                    unpronounceable=_unpronounceable(lists) if PHONES in heads else ())
 
 
-def needed_heads(techniques: Sequence[Technique], context: EvalContext) -> list[str]:
-    """The model heads the techniques (and the adapter, when one of them uses it) read."""
+def needed_outputs(techniques: Sequence[Technique], context: EvalContext,
+                   ) -> tuple[list[str], tuple[int, ...]]:
+    """The model heads the techniques read and the intermediate layers the adapter reads
+    (the adapter's heads and layers only when a technique uses it)."""
     adapted = any(t.uses_adapter for t in techniques) and context.adapter is not None
-    return sorted({head for t in techniques for head in t.heads(context)} |
-                  set(context.adapter.heads if adapted else ()))
-
-
-def needed_layers(techniques: Sequence[Technique], context: EvalContext) -> tuple[int, ...]:
-    """The intermediate layers the adapter reads, when a technique uses it."""
-    adapted = any(t.uses_adapter for t in techniques) and context.adapter is not None
-    return tuple(context.adapter.layers) if adapted else ()
+    heads = sorted({head for t in techniques for head in t.heads(context)} |
+                   set(context.adapter.heads if adapted else ()))
+    return heads, tuple(context.adapter.layers) if adapted else ()
 
 
 def decode_here(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
@@ -158,8 +155,7 @@ def decode_here(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
                 ) -> dict[str, Decoded]:
     """Model outputs for every utterance (from the cache where it has them), then each
     technique over all of them, in this process."""
-    heads = needed_heads(techniques, context)
-    layers = needed_layers(techniques, context)
+    heads, layers = needed_outputs(techniques, context)
     outputs: dict[str, ModelOutput] = {}
     timing: dict[str, tuple[float, float]] = {}
     for n, utt in enumerate(dataset, 1):

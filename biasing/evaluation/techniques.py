@@ -45,6 +45,17 @@ class EvalContext:
     model: str = ""  # the model's spec, for messages
     adapter: Any = None  # the contextual adapter bound to the model (biasing.adapters), if any
 
+    @classmethod
+    def for_model(cls, model: Any, spec: str, kenlm_model_path: str | None, tokenizer: Any,
+                  beam_width: int, options: Mapping[str, Any], adapter: Any = None,
+                  ) -> EvalContext:
+        """The context of an evaluation of ``model`` (loaded from ``spec``); ``tokenizer``
+        None takes the model's own, if it has one."""
+        return cls(labels=model.labels, kenlm_model_path=kenlm_model_path,
+                   tokenizer=tokenizer or getattr(model, "tokenizer_path", None),
+                   beam_width=beam_width, options=dict(options),
+                   head_labels=getattr(model, "head_labels", {}), model=spec, adapter=adapter)
+
 
 @dataclass(frozen=True)
 class Technique:
