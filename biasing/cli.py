@@ -13,12 +13,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from .decoders import DEFAULT_BEAM_WIDTH
-from .decoders.decoder import log_softmax
+from .decoders.inputs import log_softmax
 from .entities import EntityList, OnError
 from .models import DEFAULT_MODEL, MODEL_KINDS
 from .paths import ensure_folder
@@ -131,12 +131,12 @@ def _check_options(options: dict[str, Any]) -> None:
     from .decoders import BiasingOptions
 
     lm_settings = {"alpha", "beta", "unk_score_offset", "lm_score_boundary"}
-    fields = set(BiasingOptions.__dataclass_fields__)
+    fields = set(BiasingOptions.names())
     unknown = sorted(set(options) - fields - lm_settings)
     if unknown:
         raise ValueError(f"unknown decoder option(s) {', '.join(unknown)}; known: "
                          f"{', '.join(sorted(fields | lm_settings))}")
-    BiasingOptions(**{k: v for k, v in options.items() if k in fields})
+    BiasingOptions.from_flat({k: v for k, v in options.items() if k in fields})
 
 
 def _entity_file(args: argparse.Namespace) -> EntityList:
@@ -380,12 +380,12 @@ def _eval(args: argparse.Namespace) -> int:
     if ray is not None:
         from .evaluation.distributed import EvalSpec, ray_remote
 
-        spec = EvalSpec(model=args.model, techniques=args.techniques,
-                        beam_width=args.beam_width, options=options, kenlm=args.kenlm,
-                        tokenizer=args.tokenizer,
-                        adapter=None if adapter is None else adapter.source,
-                        cache=None if cache is None else str(cache_dir), device=args.device)
-        remote = ray_remote(spec, ray, progress=show, log=lambda line: print(
+        setup = EvalSpec(model=args.model, techniques=args.techniques,
+                         beam_width=args.beam_width, options=options, kenlm=args.kenlm,
+                         tokenizer=args.tokenizer,
+                         adapter=None if adapter is None else adapter.source,
+                         cache=None if cache is None else str(cache_dir), device=args.device)
+        remote = ray_remote(setup, ray, progress=show, log=lambda line: print(
             f"ctc-biasing eval: {line}", file=sys.stderr, flush=True))
     run = run_eval(dataset, lists, model, techniques, context, cache, progress=show,
                    remote=remote)
@@ -415,8 +415,8 @@ def _eval_adapter(path: str | None, model: Any) -> Any:
     folder's, else None (the techniques then say what they miss)."""
     from .adapters import folder_adapter_path, load_adapter
 
-    path = path or folder_adapter_path(model)
-    return None if path is None else load_adapter(path, model)
+    chosen = path or folder_adapter_path(model)
+    return None if chosen is None else load_adapter(chosen, model)
 
 
 # ---------------------------------------------------------------------- make-testset
@@ -538,13 +538,23 @@ def _is_loopback(host: str) -> bool:
 
 # ---------------------------------------------------------------------------- parser
 
+# what add_subparsers returns: each _add_<subcommand> adds its parser to it
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctc-biasing", description="Bias CTC speech recognition toward a list of names.")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_decode, _add_transcribe, _add_eval, _add_make_testset,
+                _add_train_adapter, _add_transcribe_corpus, _add_serve):
+        add(commands)
+    return parser
 
+
+def _add_decode(commands: _Commands) -> None:
     decode = commands.add_parser(
         "decode", help="decode saved CTC log-probabilities with an entity list")
     decode.add_argument("--logits", required=True,
@@ -565,6 +575,8 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--json", action="store_true", help="print words, frames and entities")
     decode.set_defaults(run=_decode)
 
+
+def _add_transcribe(commands: _Commands) -> None:
     transcribe = commands.add_parser(
         "transcribe", help="transcribe audio files with an acoustic model and an entity list")
     transcribe.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg; any rate)")
@@ -590,8 +602,11 @@ def _parser() -> argparse.ArgumentParser:
                                  "OUT-2.png, ... for several inputs")
     transcribe.set_defaults(run=_transcribe)
 
+
+def _add_eval(commands: _Commands) -> None:
     evaluate = commands.add_parser(
-        "eval", help="score biasing techniques on a dataset (WER, entity F1, B/U-WER, speed)")
+        "eval", help="score biasing techniques on a dataset (WER, entity F1, B/U-WER, speed)",
+        epilog=_techniques_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("--dataset", required=True,
                           help="VoxPopuli-layout folder (asr_{split}.tsv) or Kaldi-style "
                                "folder (text, wav.scp)")
@@ -610,7 +625,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="of the distractor draws")
     _add_decoder_arguments(evaluate)
     evaluate.add_argument("--techniques", default="none,hotwords,subword",
-                          help="comma-separated: none, hotwords, subword, lm, g2g, all, ...")
+                          help="comma-separated names of the techniques listed below "
+                               "(default %(default)s)")
     evaluate.add_argument("--adapter", help="contextual adapter file for the adapter and "
                           "joint techniques (default: the model folder's adapter.npz)")
     evaluate.add_argument("--limit", type=int, help="only the first N utterances")
@@ -622,6 +638,27 @@ def _parser() -> argparse.ArgumentParser:
     _add_ray_arguments(evaluate, "--ray")
     evaluate.set_defaults(run=_eval)
 
+
+def _techniques_epilog() -> str:
+    """The techniques ``--techniques`` accepts, each with its description, read from the
+    registry so that the help lists every one (the registry imports no torch), wrapped to
+    the width argparse wraps the rest of the help to."""
+    import shutil
+    import textwrap
+
+    from .evaluation.techniques import TECHNIQUES
+
+    width = max(40, shutil.get_terminal_size().columns - 2)
+    column = 2 + max(len(name) for name in TECHNIQUES) + 2
+    lines = ["techniques (--techniques):"]
+    for name, technique in TECHNIQUES.items():
+        lines += textwrap.wrap(technique.description, width,
+                               initial_indent=f"  {name}".ljust(column),
+                               subsequent_indent=" " * column)
+    return "\n".join(lines)
+
+
+def _add_make_testset(commands: _Commands) -> None:
     testset = commands.add_parser(
         "make-testset", help="synthesise a speech test set for your entities with offline "
                              "TTS voices (VoxPopuli layout)",
@@ -642,6 +679,8 @@ def _parser() -> argparse.ArgumentParser:
                               "(skip); normalized_text keeps the digits either way")
     testset.set_defaults(run=_make_testset)
 
+
+def _add_train_adapter(commands: _Commands) -> None:
     train = commands.add_parser(
         "train-adapter", help="train a contextual adapter on a frozen model (resumable)",
         epilog="The model's outputs are cached in OUTPUT once; a rerun with the same OUTPUT "
@@ -663,6 +702,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train_adapter)
 
+
+def _add_transcribe_corpus(commands: _Commands) -> None:
     corpus = commands.add_parser(
         "transcribe-corpus", help="transcribe a manifest of audio files, each row with its "
                                   "own entity list, on Ray or in this process (resumable)",
@@ -683,6 +724,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_ray_arguments(corpus, "--no-ray")
     corpus.set_defaults(run=_transcribe_corpus)
 
+
+def _add_serve(commands: _Commands) -> None:
     serve = commands.add_parser(
         "serve", help="HTTP server: POST /v1/audio/transcriptions with a per-request entity "
                       "list (the serve extra)",
@@ -726,7 +769,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info",
                        choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(run=_serve)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,12 +12,13 @@ import math
 import numbers
 import os
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Union
 
 MAX_ENTITIES = 100_000
 MAX_ENTITY_CHARS = 200
+MAX_ENTITY_WEIGHT = 1000.0  # multiplies bonuses in nats: more is a typo, not a setting
 
 # Punctuation that separates words when spoken ("Jean-Luc", "AC/DC"): becomes a space when
 # the model cannot spell it, while other missing punctuation ("O'Neil" without "'") is dropped.
@@ -32,6 +33,31 @@ OnError = Literal["raise", "skip"]
 class UnrepresentableEntityWarning(UserWarning):
     """Entities of a list made with ``on_unrepresentable="skip"`` were dropped because the
     model's units cannot spell them (the message names them)."""
+
+
+class UnrepresentableEntitiesError(ValueError):
+    """Entities the model's units cannot spell, in a list that does not skip them.
+
+    ``problems`` holds ``(entity, why)`` for each: the offending characters, or that no
+    segmentation into the model's units exists.
+    """
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{describe_unrepresentable(self.problems)}. Pass "
+                         f"on_unrepresentable='skip' (CLI: --skip-unrepresentable) to drop "
+                         f"them.")
+
+    def __reduce__(self) -> tuple[type, tuple[list[tuple[str, str]]]]:
+        return (type(self), (self.problems,))  # crosses process boundaries intact
+
+
+def describe_unrepresentable(problems: Sequence[tuple[str, str]]) -> str:
+    """"2 entities cannot be spelled with the model's units: 'AT&T' ('&'); ..." (the first
+    ten named)."""
+    shown = "; ".join(f"{text!r} ({why})" for text, why in problems[:10])
+    return (f"{len(problems)} entit{'y' if len(problems) == 1 else 'ies'} cannot be spelled "
+            f"with the model's units: {shown}" + (" ..." if len(problems) > 10 else ""))
 
 
 @dataclass(frozen=True)
@@ -177,8 +203,9 @@ def _to_entity(entry: object, position: int) -> Entity:
                 from None
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
         raise TypeError(f"weight of entity {text!r} is {weight!r}: expected a number")
-    if not math.isfinite(weight) or weight <= 0:
-        raise ValueError(f"weight of entity {text!r} is {weight!r}: expected a finite number > 0")
+    if not math.isfinite(weight) or not 0 < weight <= MAX_ENTITY_WEIGHT:
+        raise ValueError(f"weight of entity {text[:40]!r} is {weight!r}: expected a number "
+                         f"> 0 and at most {MAX_ENTITY_WEIGHT:g}")
     if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
         raise ValueError(f"entity #{position} {text!r} contains a NUL or a lone surrogate")
     clean = " ".join(unicodedata.normalize("NFKC", text).split())

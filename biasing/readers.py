@@ -33,6 +33,7 @@ LIMITS: dict[str, int] = {
     "audio file": 4096 * MiB,  # two hours of 16 kHz float32 is 460 MB
     "model weights": 8192 * MiB,
     "tokenizer model": 256 * MiB,
+    "API key file": 64 * 1024,  # ctc-biasing serve: the bearer token
 }
 
 

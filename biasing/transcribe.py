@@ -58,6 +58,29 @@ class Attention:
 
 
 @dataclass(frozen=True)
+class Overrides:
+    """Changes to a :class:`Transcriber`'s settings for one call (a server request's);
+    None keeps the transcriber's own."""
+
+    weight: float | None = None  # biasing strength (0 turns biasing off, the adapter too)
+    phonetic: bool | None = None  # use the phone head; True where there is none raises
+    adapter: bool | None = None  # use the contextual adapter; True where none is loaded
+    # raises
+    merge_spots: bool | None = None  # merge unit spots into the best hypothesis
+
+
+class UnavailableOptionError(ValueError):
+    """An :class:`Overrides` field asks for what the transcriber does not have."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field  # "phonetic" or "adapter"
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.field, str(self)))  # crosses process boundaries intact
+
+
+@dataclass(frozen=True)
 class Transcript:
     """The result for one input."""
 
@@ -83,7 +106,8 @@ class Transcriber:
         beam_width: beams kept by the decoder (default ``DEFAULT_BEAM_WIDTH``, 100).
         device: ``"cpu"`` or ``"cuda"`` for a model given by spec.
         threads: torch threads for a model given by spec (process wide); default the cores
-            this process may use (see ``biasing.models.set_threads``).
+            free for this process now (``biasing.models.free_cores``: those it may use less
+            those other work keeps busy).
         phonetic: run the phonetic techniques (phone lookup, verification, rescoring) on the
             model's ``phones`` head: None (default) when the model has one, True requires
             it, False never.
@@ -95,8 +119,9 @@ class Transcriber:
             little to the decoder's techniques and costs WER on general speech (README,
             "Contextual adapter"). It runs only for a non-empty list and a non-zero
             ``weight``.
-        list_cache: entity lists kept compiled in memory (context graph, pronunciations,
-            adapter vectors), keyed by content; default ``DEFAULT_LIST_CACHE`` (16).
+        list_cache: entity lists kept compiled in memory, in one cache (context graph,
+            spellings, unit trie, pronunciations, adapter vectors), keyed by content;
+            default ``DEFAULT_LIST_CACHE`` (16).
         pronunciation_cache: where compiled pronunciations are kept on disk (default the
             cache root); False keeps them in memory only (a server's callers' lists).
         **options: decoder options (``BiasingOptions`` fields, LM ``alpha``/``beta``).
@@ -137,10 +162,10 @@ class Transcriber:
             list_cache=DEFAULT_LIST_CACHE if list_cache is None else list_cache,
             pronunciation_cache=pronunciation_cache, **options)
         self.adapter = _adapter(adapter, model, spec)
-        if self.adapter is not None and list_cache is not None:
-            self.adapter.list_cache = list_cache
         if options.get("weight", 1.0) == 0:
             self.adapter = None  # weight 0 changes nothing, the adapter included
+        if self.adapter is not None:
+            self.adapter.lists = self.decoder.lists  # one cache for everything of a list
 
     def transcribe(self, inputs: AudioInput | Sequence[AudioInput],
                    entities: EntityInput | None = None,
@@ -207,7 +232,7 @@ class Transcriber:
                 if on_error == "raise":
                     raise
                 failed[n] = str(err)
-        layers = self.adapter.layers if self.adapter is not None and len(entities) else ()
+        layers = self.adapter.layers if self.uses_adapter(entities) else ()
         short = [i for i, w in waves.items() if len(w) <= LONG_AUDIO_S * rate]
         outputs = dict(zip(short, self.model.forward([waves[i] for i in short], layers)))
         results = []
@@ -223,39 +248,56 @@ class Transcriber:
                                               attention=attention))
         return results
 
-    def decode_output(self, output: Any, entities: EntityInput | None = None, *,
-                      source: str = "<output>", duration_s: float | None = None,
-                      attention: bool = False, weight: float | None = None,
-                      phonetic: bool | None = None, adapter: bool | None = None,
-                      merge_spots: bool | None = None) -> Transcript:
+    def uses_adapter(self, entities: EntityInput | None,
+                     overrides: Overrides | None = None) -> bool:
+        """Whether decoding ``entities`` with ``overrides`` runs the contextual adapter (the
+        model must then be run with ``layers=self.adapter.layers``): only for a non-empty
+        list at a non-zero weight, with an adapter loaded and not turned off.
+
+        Raises:
+            UnavailableOptionError: ``overrides`` asks for a phone head or an adapter this
+                transcriber does not have.
+        """
+        overrides = overrides or Overrides()
+        if overrides.phonetic and not self.phonetic:
+            raise UnavailableOptionError(
+                "phonetic", "phonetic=true, but the model has no phone head (or the "
+                            "phonetic techniques were turned off)")
+        if overrides.adapter and self.adapter is None:
+            raise UnavailableOptionError(
+                "adapter", "adapter=true, but this runs without a contextual adapter "
+                           "(load one: Transcriber(adapter=...), ctc-biasing serve "
+                           "--adapter)")
+        weight = self.decoder.options.weight if overrides.weight is None else overrides.weight
+        return (self.adapter is not None and overrides.adapter is not False and weight > 0
+                and len(as_entity_list(entities)) > 0)
+
+    def decode_output(self, output: Any, entities: EntityInput | None = None,
+                      overrides: Overrides | None = None, *, source: str = "<output>",
+                      duration_s: float | None = None, attention: bool = False,
+                      ) -> Transcript:
         """Decode one model output (``self.model.forward(...)[i]``) with a list: the second
         half of :meth:`transcribe`, for callers that run the model themselves (a server
-        batching requests). ``weight``, ``phonetic`` (use the phone head), ``adapter`` and
-        ``merge_spots`` override this transcriber's settings for this call only (None keeps
-        them); ``phonetic=True`` or ``adapter=True`` where the transcriber has none raises
-        ``ValueError``."""
+        batching requests). ``overrides`` change this transcriber's settings for this call
+        only.
+
+        Raises:
+            UnavailableOptionError: see :meth:`uses_adapter`.
+        """
         entities = as_entity_list(entities)
-        if phonetic and not self.phonetic:
-            raise ValueError("phonetic=True, but this transcriber has no phone head (or was "
-                             "made with phonetic=False)")
-        if adapter and self.adapter is None:
-            raise ValueError("adapter=True, but this transcriber has no adapter (make it with "
-                             "adapter=True or a file)")
-        changes: dict[str, Any] = {}
-        if weight is not None:
-            changes["weight"] = weight
-        if merge_spots is not None:
-            changes["merge_spots"] = merge_spots
+        overrides = overrides or Overrides()
+        use_adapter = self.uses_adapter(entities, overrides)
+        changes = {name: value for name, value in (("weight", overrides.weight),
+                                                   ("merge_spots", overrides.merge_spots))
+                   if value is not None}
         decoder = self.decoder.with_options(**changes) if changes else self.decoder
-        use_adapter = self.adapter is not None and adapter is not False \
-            and decoder.options.weight > 0
         shift = self.model.frame_shift_s
         if duration_s is None:
             duration_s = len(output.logprobs) * shift
-        use_phones = self.phonetic if phonetic is None else phonetic
+        use_phones = self.phonetic if overrides.phonetic is None else overrides.phonetic
         phones = output.heads.get(PHONE_HEAD) if use_phones else None
         logprobs, weights = output.logprobs, None
-        if use_adapter and len(entities):
+        if use_adapter:
             biased = self.adapter.bias(output, entities)
             logprobs = biased.logprobs
             if attention and biased.attention is not None:

@@ -93,10 +93,45 @@ def test_stream_yields_per_batch_and_checks_arguments_first(tmp_path: Path) -> N
 
 @pytest.mark.filterwarnings("ignore:label .* is the best label")  # an untrained model
 def test_tiny_quartznet_spec(tmp_path: Path) -> None:
+    """A model given by spec: the transcript is the model's own output decoded with the
+    list, as the decoder alone decodes it, with its frames as seconds; no list, an empty
+    list and weight 0 all give the unbiased text."""
+    from biasing.audio import load_audio
+    from biasing.decoders import DEFAULT_BEAM_WIDTH, build_biased_decoder
+
     folder = write_tiny_quartznet(tmp_path / "tiny")
     transcriber = Transcriber(f"quartznet:{folder}")
-    result = transcriber.transcribe(_wav(tmp_path / "a.wav", 1.0), entities=["abc"])[0]
-    assert set(result.text) <= set(" abc'") | set("ABC")
+    model = transcriber.model
+    audio = _wav(tmp_path / "a.wav", 1.0)
+    result = transcriber.transcribe(audio, entities=["abc"])[0]
+
+    wave = load_audio(audio, model.sample_rate)
+    logprobs = model.forward([wave])[0].logprobs
+    decoder = build_biased_decoder(model.labels)
+    best = decoder.decode_hypotheses(logprobs, beam_width=DEFAULT_BEAM_WIDTH,
+                                     entities=["abc"])[0]
+    plain = decoder.decode_hypotheses(logprobs, beam_width=DEFAULT_BEAM_WIDTH)[0].text
+    assert result.text == best.text
+    assert result.text != plain  # the list changes the text: the equalities below say more
+    assert "abc" in result.text.split()
+    shift = model.frame_shift_s
+    assert [(w.word, w.start_s, w.end_s) for w in result.words] == \
+        [(word, start * shift, end * shift) for word, (start, end) in best.words]
+    assert [h.entity for h in result.entities] == [m.text for m in best.entities]
+
+    assert transcriber.transcribe(audio)[0].text == plain
+    assert transcriber.transcribe(audio, entities=[])[0].text == plain
+    unbiased = Transcriber(model, weight=0).transcribe(audio, entities=["abc"])[0]
+    assert unbiased.text == plain and unbiased.entities == []
+
+    assert result.duration_s == len(wave) / model.sample_rate == 1.0
+    assert len(logprobs) * shift == pytest.approx(result.duration_s, abs=shift)
+    assert [w.word for w in result.words] == result.text.split()
+    assert all(0 <= w.start_s <= w.end_s <= result.duration_s for w in result.words)
+    assert [w.start_s for w in result.words] == sorted(w.start_s for w in result.words)
+    for hit in result.entities:
+        assert result.words[hit.first_word].start_s == hit.start_s
+        assert result.words[hit.last_word].end_s == hit.end_s
 
 
 def test_cli_unknown_model_names_the_choices(tmp_path: Path,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..decoders.lists import ListCache
 from ..decoders.spotting import SpotOptions, UnitTrie, spot
-from ..entities import EntityInput, as_entity_list
+from ..entities import EntityInput, EntityList, as_entity_list
 from ..models import ModelOutput
 from ..paths import atomic_write
 from ..readers import check_file
@@ -44,7 +44,6 @@ ADAPTER_FILE = "adapter.npz"  # its name inside a model folder
 OUTPUT = "output"  # ``AdapterConfig.spot_head`` for the model's own output
 _CONFIG = "config.json"
 _PIECES = "sentencepiece.model"
-DEFAULT_CACHED_LISTS = 32  # entity lists whose vectors stay in memory
 _ENCODE_CHUNK = 4096  # entities encoded at once
 # the spotter behind the attention gate: generous, since the adapter learns how much to
 # trust a spot from its score (a name misheard in one or two units still counts)
@@ -233,8 +232,9 @@ class Adapter:
         sentencepiece_model: the units' model, for ``pieces`` units.
         source: where the adapter came from, for messages.
 
-    ``list_cache`` (attribute, default 32) is how many entity lists keep their vectors and
-    spot trie in memory, least recently used dropped first.
+    ``lists`` (attribute) is the :class:`~biasing.decoders.ListCache` where each entity
+    list's vectors and spot trie are kept: the adapter's own, or the one of the transcriber
+    it serves (shared with its decoder).
 
     Raises:
         ValueError: the model does not expose what the adapter needs, or does not match it
@@ -294,21 +294,23 @@ class Adapter:
         self._shift = _output_shift(module.out.weight, model, source)  # (mlp_dim, V)
         self._bag_shift = _output_shift(module.bag_out.weight, model, source) \
             if config.label_bag else None  # (V, V)
-        # per list (SHA-1 of its texts): entity vectors and the spotting trie, if any
-        self._lists: OrderedDict[str, tuple[torch.Tensor, UnitTrie | None]] = OrderedDict()
-        self.list_cache = DEFAULT_CACHED_LISTS
+        self.lists = ListCache()  # per list: entity vectors and the spotting trie, if any
+        self._owner = object()  # marks this adapter's entries in a shared cache
 
-    def vectors(self, texts: Sequence[str]) -> torch.Tensor:
-        """(N, vector_size) entity vectors of ``texts``, computed once per list (keyed by the
-        SHA-1 of its texts) and kept for the last few lists."""
-        return self._prepared(texts)[0]
+    def vectors(self, entities: EntityInput) -> torch.Tensor:
+        """(N, vector_size) vectors of the list's N entities, computed once per list and
+        kept in :attr:`lists`."""
+        return self._prepared(as_entity_list(entities))[0]
 
-    def _prepared(self, texts: Sequence[str]) -> tuple[torch.Tensor, UnitTrie | None]:
-        key = hashlib.sha1("\0".join(texts).encode()).hexdigest()
-        cached = self._lists.get(key)
-        if cached is not None:
-            self._lists.move_to_end(key)
-            return cached
+    def _prepared(self, entities: EntityList) -> tuple[torch.Tensor, UnitTrie | None]:
+        bundle = self.lists.get(entities)
+        found = bundle.adapter
+        if found is None or found[0] is not self._owner:
+            found = bundle.adapter = (self._owner, *self._encode([e.text for e in entities]))
+        return found[1], found[2]
+
+    def _encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, UnitTrie | None]:
+        """Entity vectors and the spotting trie of ``texts``."""
         parts = []
         with torch.inference_mode():
             for start in range(0, len(texts), _ENCODE_CHUNK):
@@ -324,9 +326,6 @@ class Adapter:
             trie = output_sequences(texts, self._labels, self._tokenizer)
         elif self._spot_labels:
             trie = spot_sequences(texts, self.speller, self._spot_labels)
-        self._lists[key] = (vectors, trie)
-        while len(self._lists) > self.list_cache:
-            self._lists.popitem(last=False)
         return vectors, trie
 
     def bias(self, output: ModelOutput, entities: EntityInput | None) -> AdapterOutput:
@@ -338,7 +337,8 @@ class Adapter:
             ValueError: ``output`` lacks a layer the adapter reads (run the model with
                 ``layers=adapter.layers``), or its frames disagree.
         """
-        texts = tuple(e.text for e in as_entity_list(entities))
+        entity_list = as_entity_list(entities)
+        texts = tuple(e.text for e in entity_list)
         if not texts:
             return AdapterOutput(output.logprobs, None, ())
         absent = [layer for layer in self.layers if layer not in output.hidden]
@@ -355,7 +355,7 @@ class Adapter:
             if output.hidden[layer].shape[0] != frames:
                 raise ValueError(f"hidden layer {layer} has {output.hidden[layer].shape[0]} "
                                  f"frames, the log-probabilities {frames}")
-        vectors, trie = self._prepared(texts)
+        vectors, trie = self._prepared(entity_list)
         with torch.inference_mode():
             hidden = [torch.from_numpy(np.asarray(output.hidden[k], np.float32))[None]
                       for k in self.layers]
@@ -364,6 +364,7 @@ class Adapter:
                      for h in self.config.query_heads]
             spots = None
             if self.config.spot_head:
+                assert trie is not None  # made with the vectors when there is a spot head
                 source = output.logprobs if self.config.spot_head == OUTPUT \
                     else output.heads[self.config.spot_head]
                 scores = spot_scores(source,
@@ -374,7 +375,7 @@ class Adapter:
                                                              spots=spots)
             shifted = torch.from_numpy(np.asarray(output.logprobs, np.float32)) \
                 + mixed[0] @ self._shift
-            if label_mix is not None:
+            if label_mix is not None and self._bag_shift is not None:
                 shifted = shifted + label_mix[0] @ self._bag_shift
             logprobs = torch.log_softmax(shifted, -1).numpy()
         return AdapterOutput(np.ascontiguousarray(logprobs), attention[0].numpy(), texts)

@@ -158,6 +158,7 @@ class ContextualAdapter(nn.Module):
         bag = (x * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True)
         parts = [self.pool(mean), bag]
         if self.config.label_bag:
+            assert label_bags is not None, "a label-bag adapter needs the lists' label bags"
             parts.append(label_bags.to(bag.dtype))
         return torch.cat(parts, 1)
 

@@ -42,7 +42,18 @@ import numpy as np
 import torch
 
 from ..paths import atomic_write, ensure_folder
-from .adapter import Adapter, labels_sha1, save_adapter
+from .adapter import (
+    OUTPUT,
+    Adapter,
+    head_unit_map,
+    head_units,
+    label_bags,
+    labels_sha1,
+    output_sequences,
+    save_adapter,
+    spot_scores,
+    spot_sequences,
+)
 from .network import AdapterConfig, ContextualAdapter
 from .units import UnitSpeller
 
@@ -193,7 +204,7 @@ def compute_features(model: Any, utterances: Sequence[TrainingUtterance],
         path = folder / f"shard_{shard:04d}.npz"
         chunk = list(range(shard * SHARD, min(len(utterances), (shard + 1) * SHARD)))
         if not path.is_file():
-            arrays: dict[str, np.ndarray] = {}
+            arrays: dict[str, Any] = {}  # Any: numpy stubs take **arrays for allow_pickle
             waves = {}
             for i in chunk:
                 wave = load_audio(utterances[i].audio, model.sample_rate)
@@ -308,245 +319,367 @@ def _write_manifest(folder: Path, utterances: Sequence[TrainingUtterance]) -> No
             stream.write(manifest.encode())
 
 
+@dataclass(frozen=True)
+class _Example:
+    """A training or validation utterance whose features are cached."""
+
+    position: int  # of its features in ``Features``
+    utterance: TrainingUtterance
+    target: list[int]  # its transcript as label ids (the CTC target)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Cached features of a few utterances as tensors, padded to the longest."""
+
+    base: torch.Tensor  # (B, T, V) the frozen model's log-probabilities
+    hidden: list[torch.Tensor]  # per query layer, (B, T, C)
+    heads: list[torch.Tensor]  # per query head, (B, T, units) probabilities of the units
+    lengths: torch.Tensor  # (B,) frames
+    targets: torch.Tensor  # (sum of target lengths,) label ids, one target after another
+    target_lengths: torch.Tensor  # (B,)
+    spot_logprobs: list[np.ndarray] | None  # per utterance, (T, labels) log-probabilities
+    # of what is spotted to gate the attention; None without a gate
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """What the losses are computed from: the adapter, the frozen model's output layer as
+    a matrix, and the cached features of every utterance."""
+
+    module: ContextualAdapter
+    labels: list[str]  # the model's output labels
+    speller: UnitSpeller  # spells list entries in the adapter's units
+    features: Features
+    device: torch.device
+    output_matrix: torch.Tensor  # (D, V): output_layer(x) - output_layer(0) = x @ it
+    head_index: list[torch.Tensor]  # per query head, its labels' unit ids (head_unit_map)
+    stored: tuple[str, ...]  # the heads cached in ``features.heads``, in their order
+    spot_labels: list[str]  # the labels of what is spotted ([] without a gate)
+
+    def batch(self, chosen: Sequence[_Example]) -> _Batch:
+        """The features of ``chosen`` as tensors on the training device."""
+        features, config = self.features, self.module.config
+        positions = [example.position for example in chosen]
+        lengths = torch.tensor([len(features.logprobs[p]) for p in positions])
+        width = int(lengths.max())
+        hidden = [_padded([features.hidden[p][k] for p in positions], width, self.device)
+                  for k in range(len(config.layers))]
+        heads = [head_units(_padded([features.heads[p][k] for p in positions], width,
+                                    self.device), index, config.vocab_size)
+                 for k, index in enumerate(self.head_index)]
+        spot_logprobs = None
+        if config.spot_head == OUTPUT:
+            spot_logprobs = [features.logprobs[p] for p in positions]
+        elif config.spot_head:
+            spot_logprobs = [features.heads[p][self.stored.index(config.spot_head)]
+                             for p in positions]
+        return _Batch(
+            base=_padded([features.logprobs[p] for p in positions], width, self.device),
+            hidden=hidden, heads=heads, lengths=lengths,
+            targets=torch.tensor([t for example in chosen for t in example.target]),
+            target_lengths=torch.tensor([len(example.target) for example in chosen]),
+            spot_logprobs=spot_logprobs)
+
+    def biased(self, batch: _Batch, words: Sequence[str]) -> torch.Tensor:
+        """(B, T, V) log-probabilities of the model's output shifted by the adapter toward
+        ``words`` (the base output itself for an empty list)."""
+        if not words:
+            return batch.base
+        module = self.module
+        ids, unit_lengths = self.speller.batch(list(words))
+        bags = torch.from_numpy(label_bags(words, self.labels)).to(self.device) \
+            if module.config.label_bag else None
+        vectors = module.encode(torch.from_numpy(ids).to(self.device),
+                                torch.from_numpy(unit_lengths), bags)
+        shift, _ = module(batch.hidden, vectors, heads=batch.heads,
+                          spots=self._spots(batch, words))
+        return torch.log_softmax(batch.base + shift @ self.output_matrix, -1)
+
+    def ctc(self, batch: _Batch, words: Sequence[str]) -> torch.Tensor:
+        """The CTC loss of the biased output (the list ``words``) on the transcripts."""
+        logprobs = self.biased(batch, words).transpose(0, 1)
+        return torch.nn.functional.ctc_loss(logprobs, batch.targets, batch.lengths,
+                                            batch.target_lengths,
+                                            blank=self.labels.index(""), zero_infinity=True)
+
+    def kl(self, batch: _Batch, words: Sequence[str]) -> torch.Tensor:
+        """KL(base || biased) per target unit, as the CTC loss is normalised."""
+        base = batch.base
+        if not words:
+            return base.new_zeros(())
+        biased = self.biased(batch, words)
+        frames = (torch.arange(base.shape[1], device=base.device)[None, :]
+                  < batch.lengths.to(base.device)[:, None]).to(base.dtype)
+        per_frame = (base.exp() * (base - biased)).sum(-1) * frames
+        return (per_frame.sum(1) / batch.target_lengths.to(base.device).clamp(min=1)).mean()
+
+    def _spots(self, batch: _Batch, words: Sequence[str]) -> torch.Tensor | None:
+        """(B, T, len(words)) spot scores of ``words`` that gate the attention (-inf past
+        an utterance's end); None without a gate."""
+        config = self.module.config
+        if not config.spot_head or batch.spot_logprobs is None:
+            return None
+        trie = output_sequences(words, self.labels) if config.spot_head == OUTPUT \
+            else spot_sequences(words, self.speller, self.spot_labels)
+        out = np.full((len(batch.spot_logprobs), batch.base.shape[1], len(words)), -np.inf,
+                      np.float32)
+        for row, logprobs in zip(out, batch.spot_logprobs):
+            scores = spot_scores(logprobs.astype(np.float32), self.spot_labels.index(""),
+                                 trie, len(words), config.spot_margin)
+            row[: len(scores)] = scores
+        return torch.from_numpy(out).to(self.device)
+
+
+def _padded(arrays: Sequence[np.ndarray], width: int, device: torch.device) -> torch.Tensor:
+    """(T_i, C) arrays as one (N, width, C) float32 tensor, zero-padded."""
+    out = np.zeros((len(arrays), width, arrays[0].shape[1]), np.float32)
+    for row, array in zip(out, arrays):
+        row[: len(array)] = array
+    return torch.from_numpy(out).to(device)
+
+
+def _objective(model: Any, module: ContextualAdapter, pieces: bytes | None,
+               features: Features, device: torch.device) -> _Objective:
+    """The objective of ``module`` on ``model``'s cached ``features``; the module is moved
+    to ``device`` (its label bag first set from the output layer) and put in training
+    mode."""
+    config = module.config
+    speller = UnitSpeller(config.units, pieces)
+    head_index = [torch.from_numpy(head_unit_map(model.head_labels[h], speller)).to(device)
+                  for h in config.query_heads]
+    spot_extra = [config.spot_head] if config.spot_head not in (None, OUTPUT) else []
+    stored = tuple(dict.fromkeys((*config.query_heads, *spot_extra)))
+    spot_labels = [] if not config.spot_head else list(model.labels) \
+        if config.spot_head == OUTPUT else list(model.head_labels[config.spot_head])
+    matrix = _output_matrix(model, config.representation_size).to(device)
+    if config.label_bag:
+        module.init_label_bag(matrix)
+    module.to(device).train()
+    return _Objective(module, list(model.labels), speller, features, device, matrix,
+                      head_index, stored, spot_labels)
+
+
+def _output_matrix(model: Any, size: int) -> torch.Tensor:
+    """(size, V) on the CPU: the model's output layer as a matrix, without its bias."""
+    with torch.no_grad():
+        eye = torch.eye(size)
+        device = getattr(model, "device", torch.device("cpu"))
+        return (model.output_layer(eye.to(device)) -
+                model.output_layer(torch.zeros(1, eye.shape[0], device=device))).float().cpu()
+
+
+def _examples(model: Any, utterances: Sequence[TrainingUtterance], features: Features,
+              validation: int) -> tuple[list[_Example], list[_Example]]:
+    """(training, validation) examples: the cached utterances with more frames than
+    target labels, ``validation`` of them (a fixed draw) kept for validation."""
+    from ..tokenizer import make_tokenizer
+
+    spell = make_tokenizer(list(model.labels), None)
+    usable = []
+    for position, index in enumerate(features.index):
+        utterance = utterances[index]
+        target = spell.segmentations(utterance.text)[0]
+        if len(target) < len(features.logprobs[position]):
+            usable.append(_Example(position, utterance, target))
+    order = list(range(len(usable)))
+    random.Random(1234).shuffle(order)
+    held_out = set(order[:validation])
+    return ([usable[k] for k in order if k not in held_out],
+            [usable[k] for k in sorted(held_out)])
+
+
 def _fit(model: Any, module: ContextualAdapter, pieces: bytes | None,
          utterances: Sequence[TrainingUtterance], features: Features, out_dir: Path,
          options: TrainOptions, device: str, log: Log) -> Path:
-    from ..tokenizer import make_tokenizer
-
+    """Train ``module`` on the cached ``features`` (continuing from ``checkpoint.pt`` when
+    there is one); returns the path of ``adapter.npz``."""
     torch_device = torch.device(device)
     rng = random.Random(options.seed)
     torch.manual_seed(options.seed)
-    from .adapter import (
-        OUTPUT,
-        head_unit_map,
-        head_units,
-        label_bags,
-        output_sequences,
-        spot_scores,
-        spot_sequences,
-    )
-
-    speller = UnitSpeller(module.config.units, pieces)
-    spell = make_tokenizer(list(model.labels), None)
-    config = module.config
-    head_index = [torch.from_numpy(head_unit_map(model.head_labels[h], speller)).to(torch_device)
-                  for h in config.query_heads]
-    stored = tuple(dict.fromkeys((*config.query_heads, *([config.spot_head] if
-                                                         config.spot_head not in (None, OUTPUT)
-                                                         else []))))
-    spot_labels = [] if not config.spot_head else list(model.labels) \
-        if config.spot_head == OUTPUT else list(model.head_labels[config.spot_head])
-    blank = model.labels.index("")
-    items = []
-    for pos, i in enumerate(features.index):
-        utt = utterances[i]
-        target = spell.segmentations(utt.text)[0]
-        if len(target) < len(features.logprobs[pos]):
-            items.append((pos, utt, target))
-    order = list(range(len(items)))
-    random.Random(1234).shuffle(order)
-    val_ids = set(order[:options.validation])
-    train_items = [items[k] for k in order if k not in val_ids]
-    val_items = [items[k] for k in sorted(val_ids)]
-    pool = sorted({w for _, u, _ in items for w in u.rare})
+    train_items, val_items = _examples(model, utterances, features, options.validation)
+    pool = sorted({w for e in (*train_items, *val_items) for w in e.utterance.rare})
     if not pool:
         raise ValueError("the training data has no rare words to make lists from")
     log(f"training on {len(train_items)} utterances, validating on {len(val_items)}; "
         f"{len(pool)} distinct rare words or names")
-
-    with torch.no_grad():  # output layer as a matrix: (D, V)
-        eye = torch.eye(module.config.representation_size)
-        dev = getattr(model, "device", torch.device("cpu"))
-        layer = (model.output_layer(eye.to(dev)) -
-                 model.output_layer(torch.zeros(1, eye.shape[0], device=dev))).float().cpu()
-    layer = layer.to(torch_device)
-    if module.config.label_bag:
-        module.init_label_bag(layer)
-    module.to(torch_device).train()
+    objective = _objective(model, module, pieces, features, torch_device)
     optimizer = torch.optim.AdamW(module.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)
-    checkpoint = out_dir / "checkpoint.pt"
-    shape = {k: v for k, v in module.config.to_json().items() if k != "meta"}
-    state = {"step": 0, "elapsed": 0.0, "best": math.inf, "config": shape,
-             "options": asdict(options)}
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved["config"] != state["config"]:
-            raise ValueError(f"{checkpoint} was made with another adapter configuration; "
-                             "use another --output or remove it")
-        module.load_state_dict(saved["module"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state.update({k: saved[k] for k in ("step", "elapsed", "best")})
-        rng.setstate(saved["rng"])
-        log(f"resuming at step {state['step']} ({state['elapsed'] / 60:.1f} min trained)")
-    batches = _batches([len(features.logprobs[p]) for p, _, _ in train_items],
+    training = _Training(objective, optimizer, rng, options, out_dir, pieces)
+    training.resume(log)
+    batches = _batches([len(features.logprobs[e.position]) for e in train_items],
                        options.batch_frames)
-    log_path = out_dir / "log.tsv"
-    if not log_path.is_file():
-        log_path.write_text("step\tminutes\tlr\ttrain_loss\tval_biased\tval_distractors\t"
-                            "val_base\n", encoding="utf-8")
+    if not training.log_path.is_file():
+        training.log_path.write_text("step\tminutes\tlr\ttrain_loss\tval_biased\t"
+                                     "val_distractors\tval_base\n", encoding="utf-8")
+    return training.run(train_items, val_items, batches, pool, log)
 
-    def to_batch(chosen: Sequence[tuple[int, TrainingUtterance, list[int]]]) -> tuple:
-        """(base, hidden, heads, lengths, targets, target lengths) tensors."""
-        lengths = torch.tensor([len(features.logprobs[p]) for p, _, _ in chosen])
-        width = int(lengths.max())
-        def pad(arrays: list[np.ndarray]) -> torch.Tensor:
-            out = np.zeros((len(arrays), width, arrays[0].shape[1]), np.float32)
-            for row, a in zip(out, arrays):
-                row[: len(a)] = a
-            return torch.from_numpy(out).to(torch_device)
-        base = pad([features.logprobs[p] for p, _, _ in chosen])
-        hidden = [pad([features.hidden[p][k] for p, _, _ in chosen])
-                  for k in range(len(module.config.layers))]
-        heads = [head_units(pad([features.heads[p][k] for p, _, _ in chosen]), index,
-                            module.config.vocab_size) for k, index in enumerate(head_index)]
-        spot_logprobs = None
-        if config.spot_head == OUTPUT:
-            spot_logprobs = [features.logprobs[p] for p, _, _ in chosen]
-        elif config.spot_head:
-            spot_logprobs = [features.heads[p][stored.index(config.spot_head)]
-                             for p, _, _ in chosen]
-        targets = torch.tensor([t for _, _, tgt in chosen for t in tgt])
-        target_lengths = torch.tensor([len(tgt) for _, _, tgt in chosen])
-        return base, hidden, heads, lengths, targets, target_lengths, spot_logprobs
 
-    def spots_of(batch: tuple, words: Sequence[str]) -> torch.Tensor | None:
-        if not config.spot_head:
-            return None
-        trie = output_sequences(words, model.labels) if config.spot_head == OUTPUT \
-            else spot_sequences(words, speller, spot_labels)
-        width = batch[0].shape[1]
-        out = np.full((len(batch[6]), width, len(words)), -np.inf, np.float32)
-        for row, logprobs in zip(out, batch[6]):
-            scores = spot_scores(logprobs.astype(np.float32), spot_labels.index(""), trie,
-                                 len(words), config.spot_margin)
-            row[: len(scores)] = scores
-        return torch.from_numpy(out).to(torch_device)
+class _Training:
+    """The training loop and what ``checkpoint.pt`` keeps of it: the adapter, its
+    optimiser, the RNG that draws batches and lists, the step, the seconds trained and the
+    best validation loss so far."""
 
-    def biased_logprobs(batch: tuple, words: Sequence[str]) -> torch.Tensor:
-        base, hidden, heads = batch[:3]
-        if not words:
-            return base
-        ids, unit_lengths = speller.batch(list(words))
-        bags = torch.from_numpy(label_bags(words, model.labels)).to(torch_device) \
-            if module.config.label_bag else None
-        vectors = module.encode(torch.from_numpy(ids).to(torch_device),
-                                torch.from_numpy(unit_lengths), bags)
-        shift, _ = module(hidden, vectors, heads=heads, spots=spots_of(batch, words))
-        return torch.log_softmax(base + shift @ layer, -1)
+    def __init__(self, objective: _Objective, optimizer: torch.optim.Optimizer,
+                 rng: random.Random, options: TrainOptions, out_dir: Path,
+                 pieces: bytes | None) -> None:
+        self.objective = objective
+        self.module = objective.module
+        self.optimizer = optimizer
+        self.rng = rng
+        self.options = options
+        self.pieces = pieces
+        self.checkpoint = out_dir / "checkpoint.pt"
+        self.log_path = out_dir / "log.tsv"
+        self.adapter_path = out_dir / "adapter.npz"
+        self.shape = {k: v for k, v in self.module.config.to_json().items() if k != "meta"}
+        self.step = 0
+        self.elapsed = 0.0  # seconds of training, validation and checkpoints excluded
+        self.best = math.inf  # the lowest validation loss with the list
 
-    def ctc_of(batch: tuple, words: Sequence[str]) -> torch.Tensor:
-        _, _, _, lengths, targets, target_lengths, _ = batch
-        logprobs = biased_logprobs(batch, words).transpose(0, 1)
-        return torch.nn.functional.ctc_loss(logprobs, targets, lengths, target_lengths,
-                                            blank=blank, zero_infinity=True)
+    def resume(self, log: Log) -> None:
+        """Continue from ``checkpoint.pt``, if there is one.
 
-    def kl_of(batch: tuple, words: Sequence[str]) -> torch.Tensor:
-        """KL(base || biased) per target unit, as the CTC loss is normalised."""
-        base, lengths, target_lengths = batch[0], batch[3], batch[5]
-        if not words:
-            return base.new_zeros(())
-        biased = biased_logprobs(batch, words)
-        frames = (torch.arange(base.shape[1], device=base.device)[None, :]
-                  < lengths.to(base.device)[:, None]).to(base.dtype)
-        per_frame = (base.exp() * (base - biased)).sum(-1) * frames
-        return (per_frame.sum(1) / target_lengths.to(base.device).clamp(min=1)).mean()
+        Raises:
+            ValueError: it was made with another adapter configuration.
+        """
+        if not self.checkpoint.is_file():
+            return
+        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        if saved["config"] != self.shape:
+            raise ValueError(f"{self.checkpoint} was made with another adapter "
+                             "configuration; use another --output or remove it")
+        self.module.load_state_dict(saved["module"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.step, self.elapsed, self.best = saved["step"], saved["elapsed"], saved["best"]
+        self.rng.setstate(saved["rng"])
+        log(f"resuming at step {self.step} ({self.elapsed / 60:.1f} min trained)")
 
-    def make_list(chosen: Sequence, size: int) -> tuple[list[str], list[str]]:
-        """(own words + distractors, the distractors alone)."""
-        own = list(dict.fromkeys(w for _, u, _ in chosen for w in u.rare))
+    def run(self, train_items: Sequence[_Example], val_items: Sequence[_Example],
+            batches: Sequence[list[int]], pool: Sequence[str], log: Log) -> Path:
+        """Train until ``max_steps`` or ``minutes`` (validating and checkpointing on the
+        way); returns the path of ``adapter.npz``."""
+        options = self.options
+        budget = options.minutes * 60
+        last = time.perf_counter()
+        losses: list[float] = []
+        while self.step < options.max_steps and self.elapsed < budget:
+            chosen = [train_items[k] for k in batches[self.rng.randrange(len(batches))]]
+            words, distractors = self._draw_list(chosen, pool, budget)
+            lr = _learning_rate(options, self.step, min(1.0, self.elapsed / budget))
+            losses.append(self._learn(chosen, words, distractors, lr))
+            now = time.perf_counter()
+            self.elapsed += now - last
+            last = now
+            self.step += 1
+            done = self.step >= options.max_steps or self.elapsed >= budget
+            if self.step % options.validate_every == 0 or done:
+                self._validate(val_items, pool, lr, losses, log)
+                losses = []
+                last = time.perf_counter()
+            if self.step % options.checkpoint_every == 0 or done:
+                self._save_checkpoint()
+                last = time.perf_counter()
+        if not self.adapter_path.is_file():
+            save_adapter(self.adapter_path, self.module.cpu(), self.pieces)
+        return self.adapter_path
+
+    def _draw_list(self, chosen: Sequence[_Example], pool: Sequence[str], budget: float,
+                   ) -> tuple[list[str], list[str]]:
+        """(the batch's own rare words + distractors, the distractors alone).
+
+        The largest size grows from ``first_list`` to ``max_list`` over the first half of
+        the budget: with short lists the right entity draws a large share of the attention,
+        so the adapter learns to match entities to sounds before it must find them among
+        hundreds."""
+        options = self.options
+        grown = min(1.0, 2 * self.elapsed / budget)
+        size = self.rng.randint(1, round(options.first_list +
+                                         (options.max_list - options.first_list) * grown))
+        own = list(dict.fromkeys(w for e in chosen for w in e.utterance.rare))
         taken = set(own)
         distractors: list[str] = []
         while len(distractors) < max(0, min(size - len(own), len(pool) - len(own))):
-            word = rng.choice(pool)
+            word = self.rng.choice(pool)
             if word not in taken:
                 taken.add(word)
                 distractors.append(word)
         words = own + distractors
-        rng.shuffle(words)
+        self.rng.shuffle(words)
         return words, distractors
 
-    def validate() -> tuple[float, float, float]:
-        module.eval()
-        vrng = random.Random(99)
-        totals = [0.0, 0.0, 0.0]
-        with torch.no_grad():
-            for start in range(0, len(val_items), 16):
-                chosen = val_items[start:start + 16]
-                own = list(dict.fromkeys(w for _, u, _ in chosen for w in u.rare))
-                others = [w for w in vrng.sample(pool, min(len(pool), 150)) if w not in own]
-                batch = to_batch(chosen)
-                totals[0] += float(ctc_of(batch, own + others[:100])) * len(chosen)
-                totals[1] += float(ctc_of(batch, others[:100])) * len(chosen)
-                totals[2] += float(ctc_of(batch, [])) * len(chosen)
-        module.train()
-        return tuple(t / max(1, len(val_items)) for t in totals)  # type: ignore[return-value]
+    def _learn(self, chosen: Sequence[_Example], words: Sequence[str],
+               distractors: Sequence[str], lr: float) -> float:
+        """One optimiser step on ``chosen`` with the list ``words``; returns the loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.objective.batch(chosen)
+        loss = self.objective.ctc(batch, words)
+        if self.options.kl_weight:
+            loss = loss + self.options.kl_weight * self.objective.kl(batch, distractors)
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 5.0)
+        self.optimizer.step()
+        return float(loss.item())
 
-    def save_checkpoint() -> None:
-        payload = {**state, "module": module.state_dict(), "optimizer": optimizer.state_dict(),
-                   "rng": rng.getstate()}
-        with atomic_write(checkpoint) as stream:
+    def _validate(self, val_items: Sequence[_Example], pool: Sequence[str], lr: float,
+                  losses: list[float], log: Log) -> None:
+        """Validate, log, and write ``adapter.npz`` when the loss with the list is the
+        lowest so far."""
+        biased, distractors, base = _validation_losses(self.objective, val_items, pool)
+        _append(self.log_path, self.step, self.elapsed, lr, losses, (biased, distractors, base))
+        log(f"step {self.step}: train {np.mean(losses):.4f}, validation biased "
+            f"{biased:.4f}, distractors only {distractors:.4f}, base {base:.4f} "
+            f"({self.elapsed / 60:.1f} min)")
+        if biased < self.best:
+            self.best = biased
+            self.module.config.meta.update({"step": self.step,
+                                            "minutes": round(self.elapsed / 60, 1),
+                                            "validation": [round(biased, 4),
+                                                           round(distractors, 4),
+                                                           round(base, 4)]})
+            save_adapter(self.adapter_path, self.module.cpu(), self.pieces)
+            self.module.to(self.objective.device)
+
+    def _save_checkpoint(self) -> None:
+        payload = {"step": self.step, "elapsed": self.elapsed, "best": self.best,
+                   "config": self.shape, "options": asdict(self.options),
+                   "module": self.module.state_dict(),
+                   "optimizer": self.optimizer.state_dict(), "rng": self.rng.getstate()}
+        with atomic_write(self.checkpoint) as stream:
             torch.save(payload, stream)
 
-    adapter_path = out_dir / "adapter.npz"
-    budget = options.minutes * 60
-    last = time.perf_counter()
-    losses: list[float] = []
-    total_steps = options.max_steps
-    while state["step"] < total_steps and state["elapsed"] < budget:
-        step = state["step"]
-        batch = batches[rng.randrange(len(batches))]
-        chosen = [train_items[k] for k in batch]
-        # lists grow from ``first_list`` to ``max_list`` over the first half of the budget:
-        # with short lists the right entity draws a large share of the attention, so the
-        # adapter learns to match entities to sounds before it must find them among hundreds
-        grown = min(1.0, 2 * state["elapsed"] / budget)
-        size = rng.randint(1, round(options.first_list +
-                                    (options.max_list - options.first_list) * grown))
-        words, distractors = make_list(chosen, size)
-        # warm-up, then cosine decay over the time budget
-        progress = min(1.0, state["elapsed"] / budget)
-        lr = options.lr * min(1.0, (step + 1) / options.warmup) * \
-            0.5 * (1 + math.cos(math.pi * progress))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch_tensors = to_batch(chosen)
-        loss = ctc_of(batch_tensors, words)
-        if options.kl_weight:
-            loss = loss + options.kl_weight * kl_of(batch_tensors, distractors)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
-        optimizer.step()
-        losses.append(loss.item())
-        now = time.perf_counter()
-        state["elapsed"] += now - last
-        last = now
-        state["step"] = step + 1
-        done = state["step"] >= total_steps or state["elapsed"] >= budget
-        if state["step"] % options.validate_every == 0 or done:
-            biased, distractors, base = validate()
-            _append(log_path, state, lr, losses, (biased, distractors, base))
-            log(f"step {state['step']}: train {np.mean(losses):.4f}, validation biased "
-                f"{biased:.4f}, distractors only {distractors:.4f}, base {base:.4f} "
-                f"({state['elapsed'] / 60:.1f} min)")
-            losses = []
-            if biased < state["best"]:
-                state["best"] = biased
-                module.config.meta.update({"step": state["step"],
-                                           "minutes": round(state["elapsed"] / 60, 1),
-                                           "validation": [round(biased, 4),
-                                                          round(distractors, 4),
-                                                          round(base, 4)]})
-                save_adapter(adapter_path, module.cpu(), pieces)
-                module.to(torch_device)
-            last = time.perf_counter()
-        if state["step"] % options.checkpoint_every == 0 or done:
-            save_checkpoint()
-            last = time.perf_counter()
-    if not adapter_path.is_file():
-        save_adapter(adapter_path, module.cpu(), pieces)
-    return adapter_path
+
+def _learning_rate(options: TrainOptions, step: int, progress: float) -> float:
+    """Warm-up over ``options.warmup`` steps, then cosine decay over the time budget
+    (``progress``: the fraction of it spent)."""
+    return options.lr * min(1.0, (step + 1) / options.warmup) * \
+        0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _validation_losses(objective: _Objective, items: Sequence[_Example],
+                       pool: Sequence[str]) -> tuple[float, float, float]:
+    """Mean CTC losses on ``items`` with the list (own rare words + 100 others), with the
+    others alone, and with no list; the others are a fixed draw, the same at every
+    validation."""
+    module = objective.module
+    module.eval()
+    rng = random.Random(99)
+    totals = [0.0, 0.0, 0.0]
+    with torch.no_grad():
+        for start in range(0, len(items), 16):
+            chosen = items[start:start + 16]
+            own = list(dict.fromkeys(w for e in chosen for w in e.utterance.rare))
+            others = [w for w in rng.sample(pool, min(len(pool), 150)) if w not in own]
+            batch = objective.batch(chosen)
+            totals[0] += float(objective.ctc(batch, own + others[:100])) * len(chosen)
+            totals[1] += float(objective.ctc(batch, others[:100])) * len(chosen)
+            totals[2] += float(objective.ctc(batch, [])) * len(chosen)
+    module.train()
+    biased, distractors, base = (t / max(1, len(items)) for t in totals)
+    return biased, distractors, base
 
 
 def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
@@ -564,10 +697,11 @@ def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
-def _append(path: Path, state: dict, lr: float, losses: list[float],
+def _append(path: Path, step: int, elapsed: float, lr: float, losses: list[float],
             val: tuple[float, float, float]) -> None:
+    """One row of ``log.tsv`` (``elapsed`` in seconds), synced to disk."""
     with open(path, "a", encoding="utf-8") as stream:
-        stream.write(f"{state['step']}\t{state['elapsed'] / 60:.2f}\t{lr:.2e}\t"
+        stream.write(f"{step}\t{elapsed / 60:.2f}\t{lr:.2e}\t"
                      f"{np.mean(losses) if losses else float('nan'):.4f}\t"
                      + "\t".join(f"{v:.4f}" for v in val) + "\n")
         stream.flush()

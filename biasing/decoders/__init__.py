@@ -3,7 +3,15 @@
 ``build_biased_decoder`` takes pyctcdecode's ``build_ctcdecoder`` arguments in the same
 order (labels, KenLM path, unigrams, alpha, beta, unknown-word offset, LM boundary scoring)
 and this package's additions by keyword: the default ``entities``, the ``tokenizer`` that
-made sentencepiece labels, and the biasing options of :class:`BiasingOptions`.
+made sentencepiece labels, and the biasing options of :class:`BiasingOptions` by their flat
+names (``unit_bonus=0.4``, ``merge_spots=False``; ``docs/options.md`` lists them).
+
+The modules, one algorithm each: :mod:`.search` (prefix beam search), :mod:`.bias` and
+:mod:`.context_graph` (boosting), :mod:`.language_model` (KenLM and the BOOST class),
+:mod:`.compile` and :mod:`.lists` (entity lists and their cache), :mod:`.phonetic`,
+:mod:`.spotting`, :mod:`.lookup`, :mod:`.unit_spots` (the phone and unit techniques),
+:mod:`.pipeline` (their order), :mod:`.inputs` (what the decoder accepts), and
+:mod:`.decoder` (the pyctcdecode-compatible facade).
 """
 
 from __future__ import annotations
@@ -12,20 +20,14 @@ import contextlib
 import os
 import sys
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import fields
 from typing import Any
 
 from ..entities import EntityInput
 from .alphabet import Alphabet, build_alphabet
 from .compile import CompiledEntities
 from .context_graph import ContextGraph
-from .decoder import (
-    DEFAULT_BEAM_WIDTH,
-    DEFAULT_LIST_CACHE,
-    BiasedBeamSearchDecoder,
-    BiasingOptions,
-    Hypothesis,
-)
+from .decoder import DEFAULT_BEAM_WIDTH, BiasedBeamSearchDecoder
+from .hypothesis import EntityMatch, Hypothesis
 from .language_model import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
@@ -34,13 +36,13 @@ from .language_model import (
     LanguageModel,
     load_unigrams_from_arpa,
 )
-from .respell import EntityMatch
+from .lists import DEFAULT_LIST_CACHE, ListCache
+from .options import BiasingOptions, Boosting, Phonetic, Spotting
 
 __all__ = ["DEFAULT_BEAM_WIDTH", "DEFAULT_LIST_CACHE", "Alphabet", "BiasedBeamSearchDecoder",
-           "BiasingOptions", "CompiledEntities", "ContextGraph", "EntityMatch", "Hypothesis",
-           "LanguageModel", "build_alphabet", "build_biased_decoder"]
-
-_BIASING_FIELDS = frozenset(f.name for f in fields(BiasingOptions))
+           "BiasingOptions", "Boosting", "CompiledEntities", "ContextGraph", "EntityMatch",
+           "Hypothesis", "LanguageModel", "ListCache", "Phonetic", "Spotting",
+           "build_alphabet", "build_biased_decoder"]
 
 
 @contextlib.contextmanager
@@ -97,7 +99,7 @@ def build_biased_decoder(
     tokenizer: Any = None,
     phone_labels: Sequence[str] | None = None,
     lexicon: Any = None,
-    list_cache: int = DEFAULT_LIST_CACHE,
+    list_cache: int | ListCache = DEFAULT_LIST_CACHE,
     pronunciation_cache: str | os.PathLike[str] | bool | None = None,
     **options: Any,
 ) -> BiasedBeamSearchDecoder:
@@ -115,19 +117,23 @@ def build_biased_decoder(
             decode call's own ``entities`` replace it.
         tokenizer: sentencepiece model (path or processor) that made the labels; without
             it, entities are spelled from the labels (characters, or greedy longest match).
+        phone_labels: labels of a phone head whose posteriors decode calls may pass
+            (``phones=``): then the phonetic techniques run.
+        lexicon: user pronunciations for them (``biasing.lexicon.Lexicon``).
         list_cache: entity lists kept compiled in memory, least recently used dropped first
             (context graph, spellings, unit trie, pronunciations; keyed by the list's
-            content, so equal lists share them and different lists never mix).
-        pronunciation_cache: where compiled pronunciations are kept on disk (default
-            ``<cache root>/pronunciations``); False keeps them in memory only.
-        **options: fields of :class:`BiasingOptions` (``weight``, ``unit_bonus``,
-            ``adaptive_scale``, ``max_adaptive``, ``completion_bonus``, ``full_bonus_chars``,
-            ``g2g_variants``, ``force_window``, ``lm_boost_logp``).
+            content, so equal lists share them and different lists never mix), or a
+            :class:`ListCache` to share.
+        pronunciation_cache: where compiled pronunciations of large lists are kept on disk
+            (default ``<cache root>/pronunciations``); False writes none.
+        **options: :class:`BiasingOptions` by flat name (``weight``, ``unit_bonus``, ...;
+            ``docs/options.md``).
+
+    Raises:
+        TypeError: an unknown option.
+        ValueError: an option out of range; an entity the labels cannot spell.
     """
-    unknown = sorted(set(options) - _BIASING_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; known: "
-                        f"{', '.join(sorted(_BIASING_FIELDS))}")
+    biasing = BiasingOptions.from_flat(options)
     alphabet = build_alphabet(labels)
     language_model = None
     if kenlm_model_path is not None:
@@ -135,7 +141,7 @@ def build_biased_decoder(
             kenlm_model_path, unigrams, alpha=alpha, beta=beta,
             unk_score_offset=unk_score_offset, score_boundary=lm_score_boundary)
     return BiasedBeamSearchDecoder(alphabet, language_model, tokenizer=tokenizer,
-                                   entities=entities, options=BiasingOptions(**options),
+                                   entities=entities, options=biasing,
                                    phone_labels=phone_labels, lexicon=lexicon,
                                    list_cache=list_cache,
                                    pronunciation_cache=pronunciation_cache)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .compile import CompiledEntities
+from .options import Boosting
 
 __all__ = ["BiasScorer", "BiasState"]
 
@@ -44,13 +45,12 @@ class BiasScorer:
 
     Args:
         compiled: the list compiled against the decoder's vocabulary.
-        weight, unit_bonus, adaptive_scale, max_adaptive, completion_bonus,
-            full_bonus_chars: as in ``BiasingOptions``.
+        weight: the decoder's weight (multiplies every bonus).
+        boosting: the bonuses (``unit_bonus``, ``adaptive_scale``, ``max_adaptive``,
+            ``completion_bonus``, ``full_bonus_chars``).
     """
 
-    def __init__(self, compiled: CompiledEntities, weight: float, unit_bonus: float,
-                 adaptive_scale: float, max_adaptive: float, completion_bonus: float,
-                 full_bonus_chars: int) -> None:
+    def __init__(self, compiled: CompiledEntities, weight: float, boosting: Boosting) -> None:
         graph = compiled.graph
         self.graph = graph
         self.boundary = graph.boundary
@@ -58,12 +58,12 @@ class BiasScorer:
         self._children = graph.children
         self._node_weight = graph.weight
         self._node_entity = graph.entity
-        self._static = unit_bonus * weight
-        self._scale = adaptive_scale * weight
-        self._cap = max_adaptive * weight
-        self._completion = completion_bonus * weight
+        self._static = boosting.unit_bonus * weight
+        self._scale = boosting.adaptive_scale * weight
+        self._cap = boosting.max_adaptive * weight
+        self._completion = boosting.completion_bonus * weight
         self._letters = compiled.letters
-        self._full = full_bonus_chars
+        self._full = boosting.full_bonus_chars
 
     def gain(self, gap: float) -> float:
         """What a unit ``gap`` nats below the frame's best unit earns on an entity path

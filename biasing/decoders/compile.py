@@ -11,7 +11,13 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..entities import EntityList, UnrepresentableEntityWarning, normalize_entity
+from ..entities import (
+    EntityList,
+    UnrepresentableEntitiesError,
+    UnrepresentableEntityWarning,
+    describe_unrepresentable,
+    normalize_entity,
+)
 from ..tokenizer import BPE_MARK, Tokenizer
 from .context_graph import BOUNDARY, ContextGraph
 
@@ -43,16 +49,17 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
     ``variants`` maps the normalised spellings to extra spellings (e.g. G2G sound-alikes);
     they enter the graph as the same entity and decode to its original spelling.
 
-    Raises ``ValueError`` naming the entities the units cannot spell (with the offending
-    characters), unless the list was made with ``on_unrepresentable="skip"``, in which case
-    they are dropped with a warning.
+    Raises :class:`~biasing.entities.UnrepresentableEntitiesError` (a ``ValueError``) naming
+    the entities the units cannot spell (with the offending characters), unless the list
+    was made with ``on_unrepresentable="skip"``, in which case they are dropped with a
+    warning.
     """
     boundary = BOUNDARY if is_bpe else _space_index(labels)
     starts = [label.startswith(BPE_MARK) for label in labels]
     ends = [label.endswith(BPE_MARK) for label in labels]
     paths: list[tuple[int, list[int], float]] = []
     normalized: list[str] = []
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     spelling: dict[tuple[str, ...], str] = {}
 
     def spell(text: str) -> tuple[str, list[str], list[list[int]]]:
@@ -67,20 +74,17 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
         if not symbol_paths:
             why = (", ".join(repr(c) for c in offending) if offending
                    else "no segmentation into the model's units")
-            problems.append(f"{entity.text!r} ({why})")
+            problems.append((entity.text, why))
             normalized.append("")
             continue
         normalized.append(norm)
         spelling.setdefault(tuple(norm.split(" ")), entity.text)
         paths.extend((index, path, entity.weight) for path in symbol_paths)
     if problems:
-        message = (f"{len(problems)} entit{'y' if len(problems) == 1 else 'ies'} cannot be "
-                   f"spelled with the model's units: {'; '.join(problems[:10])}"
-                   + (" ..." if len(problems) > 10 else ""))
         if entities.on_unrepresentable == "raise":
-            raise ValueError(message + ". Pass on_unrepresentable='skip' (CLI: "
-                             "--skip-unrepresentable) to drop them.")
-        warnings.warn(message + "; skipped.", UnrepresentableEntityWarning, stacklevel=3)
+            raise UnrepresentableEntitiesError(problems)
+        warnings.warn(describe_unrepresentable(problems) + "; skipped.",
+                      UnrepresentableEntityWarning, stacklevel=3)
     if variants is not None:
         extra = variants([n for n in normalized if n])
         for index, (entity, norm) in enumerate(zip(entities, normalized)):
@@ -99,6 +103,19 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
         units=tuple(dict.fromkeys(
             (index, tuple(u for u in _trim(path, boundary) if u != BOUNDARY))
             for index, path, _ in paths)))
+
+
+def g2g_variants(tokenizer: Tokenizer, k: int) -> VariantsFn:
+    """Up to ``k`` sound-alike spellings per entity that ``tokenizer``'s units can spell
+    (G2P + grapheme-phoneme alignment, :mod:`biasing.lexicon.g2g`; the g2p extra)."""
+    inventory = tokenizer.inventory
+
+    def variants(texts: list[str]) -> dict[str, list[str]]:
+        from ..lexicon import G2GOptions, spelling_variants
+
+        found = spelling_variants(texts, inventory, G2GOptions(k=k))
+        return {text: [v for v, _ in spellings] for text, spellings in found.items()}
+    return variants
 
 
 def _trim(path: list[int], boundary: int) -> list[int]:

@@ -4,26 +4,20 @@ The public surface is pyctcdecode 0.5.0's (``decode``, ``decode_beams``, ``decod
 ``decode_beams_batch``, their positional parameters and output tuples, ``reset_params``,
 ``save_to_dir``/``load_from_dir``/``load_from_hf_hub``, the class-level ``model_container``),
 with this package's additions after them as keyword-only arguments: ``entities`` per call,
-``decode_hypotheses`` (words with frames and the entities found), options of
-:class:`BiasingOptions`. With no entities it gives pyctcdecode's beams exactly.
+``phones`` (a phone head's posteriors), ``decode_hypotheses`` (words with frames and the
+entities found), ``spot`` (greedy decoding plus unit spotting), options of
+:class:`~.options.BiasingOptions`. With no entities it gives pyctcdecode's beams exactly.
 
-Inputs are converted as pyctcdecode converts them: rows that sum to 1 on average are taken
-as probabilities (``log(clip(p, 1e-15, 1))``), anything else (log-probabilities, raw logits,
-integers) goes through ``log_softmax``; either way values are clipped to ``[log 1e-15, 0]``.
-Wrong shapes, NaN and +inf are errors; so is a frame with no finite value.
+This class is the facade: it checks inputs (:mod:`.inputs`), compiles and caches the list
+(:mod:`.compile`, :mod:`.lists`) and hands the work to the stages (:mod:`.pipeline`).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
-import numbers
 import os
-import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,123 +28,29 @@ from ..entities import EntityInput, EntityList, as_entity_list
 from ..paths import write_text_atomic
 from ..tokenizer import Tokenizer, make_tokenizer
 from .alphabet import Alphabet
-from .bias import BiasScorer
-from .compile import CompiledEntities, compile_entities
-from .ctc_score import ctc_viterbi
+from .compile import CompiledEntities, compile_entities, g2g_variants
 from .hotwords import DEFAULT_HOTWORD_WEIGHT, HotwordScorer
-from .language_model import (
-    DEFAULT_BOOST_LOGP,
-    BoostedLanguageModel,
-    BoostWords,
-    LanguageModel,
-    ScoringModel,
-)
-from .lookup import MAX_SPOTS, apply_placements, greedy_words, place_spots
-from .phonetic import PhoneEvidence, PhoneticParams, phonetic_rescore
+from .hypothesis import Hypothesis
+from .inputs import checked_logprobs, checked_phones
+from .language_model import BoostWords, LanguageModel, ScoringModel
+from .lists import DEFAULT_LIST_CACHE, CompiledList, ListCache, Spelled
+from .options import BiasingOptions
+from .pipeline import Phones, Stages, run_stages
 from .pronunciations import PhoneSet
-from .respell import EntityMatch, respell
-from .search import SearchParams, SearchResult, search
-from .spotting import SpotOptions, UnitTrie, spot
+from .search import SearchParams
+from .unit_spots import spot_greedy
 
 __all__ = ["DEFAULT_BEAM_WIDTH", "DEFAULT_MIN_TOKEN_LOGP", "DEFAULT_PRUNE_LOGP",
-           "BiasedBeamSearchDecoder", "BiasingOptions", "Hypothesis"]
+           "BiasedBeamSearchDecoder"]
 
 DEFAULT_BEAM_WIDTH = 100
 DEFAULT_PRUNE_LOGP = -10.0
 DEFAULT_MIN_TOKEN_LOGP = -5.0
 DEFAULT_PRUNE_BEAMS = False
-MIN_TOKEN_CLIP_P = 1e-15  # log-probabilities are clipped to log(1e-15)
-MAX_BONUS = 1000.0  # nats: any bonus (or weight) above this is a typo, not a setting
-DEFAULT_LIST_CACHE = 16  # entity lists kept compiled (graph, spellings, pronunciations)
 logger = logging.getLogger(__name__)
 
 # pyctcdecode's beam tuple: text, LM state, word frames, acoustic score, combined score
 OutputBeam = tuple[str, Any, list[tuple[str, tuple[int, int]]], float, float]
-
-
-@dataclass(frozen=True)
-class BiasingOptions:
-    """How strongly listed entities are favoured. Bonuses are in nats (natural log)."""
-
-    weight: float = 1.0  # multiplies every bonus below; 0 turns biasing off
-    unit_bonus: float = 0.3  # static bonus per unit on an entity path
-    adaptive_scale: float = 0.5  # share of the gap to the frame's best unit given back
-    max_adaptive: float = 2.0  # cap on the adaptive part per unit
-    completion_bonus: float = 2.0  # extra bonus when a whole entity is completed
-    full_bonus_chars: int = 5  # entities with fewer letters earn a proportionally smaller
-    # completion bonus (short names are cheap to hallucinate); 0 = no scaling
-    g2g_variants: int = 0  # sound-alike spellings added per entity (needs the g2p extra)
-    force_window: float = 6.0  # forced continuation units are at most this far below the
-    # frame's best unit (nats); further down, no default bonus could make them win
-    lm_boost_logp: float | None = DEFAULT_BOOST_LOGP  # BOOST class log-prob (nats) for listed
-    # words the LM does not know; None scores them as unknown words (unknown-word penalty)
-    # --- phonetic techniques (used when phone posteriors are passed; see .phonetic)
-    phone_weight: float = 0.5  # lambda: rescoring score = beam score + lambda * phone score
-    lookup_margin: float = 8.0  # nats a phone-spotted entity must explain its span better by
-    verify_margin: float = 2.0  # a boosted entity whose phones fall further below the phone
-    # head's best path than this many nats per phone gives way to the unbiased words
-    rescore_n_best: int = 4  # beam-search hypotheses verified, looked up and rescored
-    lookup_bonus: float = 1.0  # phone lookup: nats credited per phone of a listed entity
-    # (and forgiven per matched phone by the phone spotter)
-    spot_bonus: float = 2.0  # unit spotting (decoder.spot): the same, per output unit
-    spot_max_cost: float = 4.0  # spotters: a token's cost allowance beyond its bonus
-    spot_blank_gate: float = 0.8  # spotters: no word starts where P(blank) is higher
-    spot_margin: float = 6.0  # unit spotting (decoder.spot): nats a spotted entity's score
-    # plus spot_bonus per unit must beat the greedy words' by
-    spot_unheard: float = 8.0  # unit spotting: a unit whose best frame is this far below
-    # that frame's best unit was not said, and the entity is not placed
-    phone_floor: float = 8.0  # phone scores: most a frame may cost (nats below its best)
-    phone_deletion: float = 3.0  # phone scores: cost of a pronunciation phone not heard
-    oov_penalty: float = 2.0  # rescoring: nats per word outside the lexicon and the list
-    merge_spots: bool = True  # also place unit-spotted entities into the beam search's
-    # best hypothesis (the spot rule; after the phonetic techniques, if they ran)
-    verified_boost: float = 1.0  # with phone posteriors (the verifier on), the boosting
-    # bonuses are multiplied by this: bolder, since unsupported names are removed after
-
-    def __post_init__(self) -> None:
-        for name in ("weight", "unit_bonus", "adaptive_scale", "max_adaptive",
-                     "completion_bonus", "force_window", "phone_weight", "lookup_margin",
-                     "verify_margin", "lookup_bonus", "spot_bonus", "spot_max_cost",
-                     "phone_floor",
-                     "phone_deletion", "oov_penalty", "verified_boost", "spot_margin",
-                     "spot_unheard"):
-            value = getattr(self, name)
-            if not _is_real(value) or not 0 <= value <= MAX_BONUS:
-                raise ValueError(f"{name} must be a number from 0 to {MAX_BONUS:g}, got "
-                                 f"{value!r}")
-        for name in ("full_bonus_chars", "g2g_variants", "rescore_n_best"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if not isinstance(self.merge_spots, bool):
-            raise TypeError(f"merge_spots must be True or False, got {self.merge_spots!r}")
-        if not (_is_real(self.spot_blank_gate) and 0 < self.spot_blank_gate <= 1):
-            raise ValueError(f"spot_blank_gate must be a probability in (0, 1], got "
-                             f"{self.spot_blank_gate!r}")
-        if self.lm_boost_logp is not None and not (
-                _is_real(self.lm_boost_logp) and -MAX_BONUS <= self.lm_boost_logp <= 0):
-            raise ValueError(f"lm_boost_logp must be a log-probability from -{MAX_BONUS:g} to "
-                             f"0, or None, got {self.lm_boost_logp!r}")
-
-
-def _is_real(value: object) -> bool:
-    """A finite real number (numpy scalars included, bool not)."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One decoded hypothesis with timing and the entities found in it."""
-
-    text: str  # words joined by spaces, entities in their original spelling
-    words: list[tuple[str, tuple[int, int]]]  # (word, (start_frame, end_frame)), end exclusive
-    entities: list[EntityMatch]  # listed entities in the text, in order
-    logit_score: float  # acoustic log score of the path
-    score: float  # ranking score: acoustic + LM + biasing bonuses (+ phone_weight *
-    # phone_score when the phonetic techniques ran)
-    phone_score: float | None = None  # CTC log-likelihood of the hypothesis' pronunciation
-    # on the phone posteriors, relative to their best path; None without phone posteriors
 
 
 class BiasedBeamSearchDecoder:
@@ -164,29 +64,36 @@ class BiasedBeamSearchDecoder:
         tokenizer: how entities are spelled with the labels (a sentencepiece model or its
             path, a :class:`~biasing.tokenizer.Tokenizer`); default: from the labels.
         entities: the default entity list of every call.
-        options: biasing strength.
+        options: biasing strength (default: the defaults of :class:`BiasingOptions`).
         phone_labels: labels of a phone CTC head (stressless ARPAbet phones, ``""`` the
             blank) whose posteriors ``decode(..., phones=...)`` may pass: then the phonetic
             techniques run (:mod:`.phonetic`).
         lexicon: user pronunciations for them (``biasing.lexicon.Lexicon``).
+        list_cache: how many entity lists stay compiled (context graph, spellings, unit
+            trie, pronunciations), or a :class:`~.lists.ListCache` to share.
+        pronunciation_cache: where compiled pronunciations of large lists are kept on disk
+            (default ``<cache root>/pronunciations``); False writes none.
     """
 
-    # The language model (not picklable) lives in a class-level container, as in
-    # pyctcdecode, so that pool workers forked after the decoder was made find it.
+    # The language model (not picklable) and the compiled lists live in class-level
+    # containers, as in pyctcdecode, so that pool workers forked after the decoder was made
+    # find them and a pickled decoder stays small.
     model_container: ClassVar[dict[bytes, ScoringModel | None]] = {}
-    # compiled entity lists, per decoder, shared with forked workers the same way
-    _compiled_container: ClassVar[dict[bytes, OrderedDict[str, Any]]] = {}
+    _list_container: ClassVar[dict[bytes, ListCache]] = {}
     ALPHABET_FILE = "alphabet.json"
     LANGUAGE_MODEL_DIRECTORY = "language_model"
 
     def __init__(self, alphabet: Any, language_model: ScoringModel | None = None, *,
                  tokenizer: Any = None, entities: EntityInput | None = None,
-                 options: BiasingOptions = BiasingOptions(),
+                 options: BiasingOptions | None = None,
                  phone_labels: Sequence[str] | None = None, lexicon: Any = None,
-                 list_cache: int = DEFAULT_LIST_CACHE,
+                 list_cache: int | ListCache = DEFAULT_LIST_CACHE,
                  pronunciation_cache: str | os.PathLike[str] | bool | None = None) -> None:
-        if isinstance(list_cache, bool) or not isinstance(list_cache, int) or list_cache < 1:
-            raise ValueError(f"list_cache must be a positive integer, got {list_cache!r}")
+        options = BiasingOptions() if options is None else options
+        if not isinstance(options, BiasingOptions):
+            raise TypeError(f"options must be BiasingOptions, got {type(options).__name__}: "
+                            "use BiasingOptions.from_flat(...) for flat names")
+        lists = list_cache if isinstance(list_cache, ListCache) else ListCache(list_cache)
         if not isinstance(alphabet, Alphabet):
             alphabet = Alphabet(tuple(alphabet.labels), bool(alphabet.is_bpe))
         self._alphabet = alphabet
@@ -195,10 +102,10 @@ class BiasedBeamSearchDecoder:
         self._options = options
         self._model_key = os.urandom(16)
         BiasedBeamSearchDecoder.model_container[self._model_key] = language_model
-        self._list_cache = list_cache
+        BiasedBeamSearchDecoder._list_container[self._model_key] = lists
+        self._list_size = lists.size
         self._phone_set = None if phone_labels is None else PhoneSet(
-            phone_labels, lexicon, cache_dir=pronunciation_cache, memory_lists=list_cache)
-        self._unit_tries: OrderedDict[str, UnitTrie] = OrderedDict()
+            phone_labels, lexicon, cache_dir=pronunciation_cache)
         self._entities = EntityList() if entities is None else as_entity_list(entities)
         if self._entities:
             self.compile(self._entities)  # fail early on unrepresentable entities
@@ -233,18 +140,33 @@ class BiasedBeamSearchDecoder:
         return None if self._phone_set is None else list(self._phone_set.labels)
 
     @property
+    def lists(self) -> ListCache:
+        """The compiled lists (shared with :meth:`with_options` copies; a transcriber's
+        adapter keeps its entity vectors there too)."""
+        container = BiasedBeamSearchDecoder._list_container
+        found = container.get(self._model_key)
+        if found is None:  # cleared (clear_class_models): compile again
+            found = container[self._model_key] = ListCache(self._list_size)
+        return found
+
+    @property
     def _language_model(self) -> ScoringModel | None:
         try:
             return BiasedBeamSearchDecoder.model_container[self._model_key]
         except KeyError:
-            raise RuntimeError("this decoder was cleaned up (cleanup() or "
-                               "clear_class_models()): build it again") from None
+            raise self._cleaned_up() from None
+
+    @staticmethod
+    def _cleaned_up() -> RuntimeError:
+        return RuntimeError("this decoder was cleaned up (cleanup() or clear_class_models()): "
+                            "build it again")
 
     def with_options(self, **changes: Any) -> BiasedBeamSearchDecoder:
-        """A decoder sharing this one's LM, tokenizer and cache with some options changed."""
+        """A decoder sharing this one's LM, tokenizer and list cache with some options
+        changed (flat names: ``weight``, ``unit_bonus``, ``merge_spots``, ...)."""
         clone = BiasedBeamSearchDecoder.__new__(BiasedBeamSearchDecoder)
         clone.__dict__.update(self.__dict__)
-        clone._options = replace(self._options, **changes)
+        clone._options = self._options.replace(**changes)
         return clone
 
     def reset_params(self, alpha: float | None = None, beta: float | None = None,
@@ -262,52 +184,45 @@ class BiasedBeamSearchDecoder:
     def cleanup(self) -> None:
         """Drop this decoder's LM and compiled lists from the class-level containers."""
         BiasedBeamSearchDecoder.model_container.pop(self._model_key, None)
-        BiasedBeamSearchDecoder._compiled_container.pop(self._model_key, None)
+        BiasedBeamSearchDecoder._list_container.pop(self._model_key, None)
 
     @classmethod
     def clear_class_models(cls) -> None:
         """Drop every decoder's LM and compiled lists."""
         BiasedBeamSearchDecoder.model_container.clear()
-        BiasedBeamSearchDecoder._compiled_container.clear()
+        BiasedBeamSearchDecoder._list_container.clear()
 
     # -------------------------------------------------------------------- entities
 
     def compile(self, entities: EntityInput) -> CompiledEntities:
-        """Compile (or fetch from the cache) an entity list for this vocabulary."""
-        return self._prepare(as_entity_list(entities))[0]
+        """Compile (or fetch from the cache) an entity list for this vocabulary.
 
-    def _prepare(self, entity_list: EntityList) -> tuple[CompiledEntities, BoostWords | None]:
-        """The compiled list and its BOOST-class words for this decoder's LM, cached."""
-        k = self._options.g2g_variants
-        key = f"{entity_list.key}:{k}"
-        cache = BiasedBeamSearchDecoder._compiled_container.setdefault(self._model_key,
-                                                                       OrderedDict())
-        prepared = cache.get(key)
-        if prepared is None:
-            compiled = compile_entities(entity_list, self._tokenizer, self._labels,
+        Raises:
+            UnrepresentableEntitiesError: entities the units cannot spell (unless the list
+                skips them); its ``problems`` name each with the offending characters.
+        """
+        return self._spelled(self.lists.get(as_entity_list(entities))).compiled
+
+    def _spelled(self, bundle: CompiledList) -> Spelled:
+        """The bundle's spelling for this decoder's number of G2G variants, made once."""
+        k = self._options.boosting.g2g_variants
+        found = bundle.spelled.get(k)
+        if found is None:
+            compiled = compile_entities(bundle.entities, self._tokenizer, self._labels,
                                         self._alphabet.is_bpe,
-                                        variants=self._g2g(k) if k else None)
+                                        variants=g2g_variants(self._tokenizer, k) if k else None)
             language_model = self._language_model
             boost = (BoostWords(compiled.words, language_model)
                      if isinstance(language_model, LanguageModel) else None)
-            prepared = (compiled, boost)
-            cache[key] = prepared
-            while len(cache) > self._list_cache:
-                cache.popitem(last=False)
-        else:
-            cache.move_to_end(key)
-        return prepared
+            found = bundle.spelled[k] = Spelled(compiled, boost)
+        return found
 
-    def _g2g(self, k: int) -> Callable[[list[str]], dict[str, list[str]]]:
-        """Sound-alike spellings from the lexicon (G2P + grapheme-phoneme alignment)."""
-        inventory = self._tokenizer.inventory
-
-        def variants(texts: list[str]) -> dict[str, list[str]]:
-            from ..lexicon import G2GOptions, spelling_variants
-
-            found = spelling_variants(texts, inventory, G2GOptions(k=k))
-            return {text: [v for v, _ in spellings] for text, spellings in found.items()}
-        return variants
+    def _pronunciations(self, bundle: CompiledList) -> Any:
+        """The bundle's pronunciations on the phone head, made once."""
+        assert self._phone_set is not None
+        if bundle.pronunciations is None:
+            bundle.pronunciations = self._phone_set.compile(bundle.entities)
+        return bundle.pronunciations
 
     # ---------------------------------------------------------------------------- API
 
@@ -320,7 +235,7 @@ class BiasedBeamSearchDecoder:
                      lm_start_state: Any = None, *,
                      entities: EntityInput | None = None,
                      phones: Any = None) -> list[OutputBeam]:
-        """Decode (frames, labels) ``logits`` (see the module docs for accepted inputs).
+        """Decode (frames, labels) ``logits`` (see :mod:`.inputs` for accepted inputs).
 
         ``entities`` (an EntityList or strings) replaces the decoder's own list for this
         call; ``[]`` decodes with none. ``phones``: (frames, phone labels) log-probabilities
@@ -330,7 +245,7 @@ class BiasedBeamSearchDecoder:
         pyctcdecode's output beams ``(text, lm_state, word_frames, logit_score,
         combined_score)``, best first.
         """
-        return [(h.text, state, h.words, h.logit_score, h.score) for h, state in self._search(
+        return [(h.text, h.lm_state, h.words, h.logit_score, h.score) for h in self._run(
             logits, entities, beam_width, beam_prune_logp, token_min_logp, prune_history,
             hotwords, hotword_weight, lm_start_state, phones=phones)]
 
@@ -345,9 +260,9 @@ class BiasedBeamSearchDecoder:
                           phones: Any = None) -> list[Hypothesis]:
         """Like :meth:`decode_beams`, as :class:`Hypothesis` records with entity matches
         (each saying which technique placed it)."""
-        return [h for h, _ in self._search(logits, entities, beam_width, beam_prune_logp,
-                                           token_min_logp, prune_history, hotwords,
-                                           hotword_weight, lm_start_state, phones=phones)]
+        return self._run(logits, entities, beam_width, beam_prune_logp, token_min_logp,
+                         prune_history, hotwords, hotword_weight, lm_start_state,
+                         phones=phones)
 
     def decode(self, logits: Any, beam_width: int = DEFAULT_BEAM_WIDTH,
                beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
@@ -357,81 +272,60 @@ class BiasedBeamSearchDecoder:
                lm_start_state: Any = None, *, entities: EntityInput | None = None,
                phones: Any = None) -> str:
         """The best transcript of ``logits`` (see :meth:`decode_beams`)."""
-        best, _ = self._search(logits, entities, beam_width, beam_prune_logp, token_min_logp,
-                               True, hotwords, hotword_weight, lm_start_state, n_best=1,
-                               phones=phones)[0]
-        return best.text
+        return self._run(logits, entities, beam_width, beam_prune_logp, token_min_logp, True,
+                         hotwords, hotword_weight, lm_start_state, n_best=1,
+                         phones=phones)[0].text
 
     def spot(self, logits: Any, entities: EntityInput | None = None) -> Hypothesis:
         """Greedy decoding plus unit spotting, the approach of NeMo's CTC word spotter: no
         beam search; the list's spellings in the model's own units are spotted on the same
-        posteriors (:mod:`.spotting`) and a spotted entity replaces the greedy words over
-        its frames when its score plus ``spot_bonus`` per unit (times the decoder's and the
-        entity's weight) beats theirs by ``spot_margin``. Works with any CTC model. Entities the greedy words already
-        spell are respelled as listed."""
-        logprobs = self._checked_logprobs(logits)
+        posteriors and placed by the unit-spot rule (:mod:`.unit_spots`). Works with any CTC
+        model. Entities the greedy words already spell are respelled as listed."""
+        logprobs = self._logprobs(logits)
         entity_list = self._entities if entities is None else as_entity_list(entities)
-        words = greedy_words(logprobs, self._labels, self._alphabet.is_bpe)
-        logit_score = float(logprobs.max(axis=1).sum()) if len(logprobs) else 0.0
-        if not entity_list or self._options.weight == 0:
-            return Hypothesis(" ".join(w for w, _ in words), words, [], logit_score,
-                              logit_score)
-        compiled = self.compile(entity_list)
-        words, matches = respell(words, compiled.spelling, compiled.max_words)
-        matches = [replace(m, technique="greedy") for m in matches]
-        words, matches = self._place_unit_spots(words, matches, logprobs, compiled)
-        return Hypothesis(" ".join(w for w, _ in words), words, matches, logit_score,
-                          logit_score)
+        spelled = None
+        if entity_list and self._options.weight > 0:
+            spelled = self._spelled(self.lists.get(entity_list))
+        return spot_greedy(logprobs, self._labels, self._alphabet.is_bpe,
+                           self._alphabet.blank, spelled, self._options)
 
-    def _place_unit_spots(self, words: list[tuple[str, tuple[int, int]]],
-                          matches: list[EntityMatch], logprobs: np.ndarray,
-                          compiled: CompiledEntities,
-                          ) -> tuple[list[tuple[str, tuple[int, int]]], list[EntityMatch]]:
-        """Unit spotting's replace-if-better rule on some words with frames: a spotted
-        entity whose score over the frames of the words it covers, plus ``spot_bonus`` per
-        unit, is within ``spot_margin`` of the frame-wise best path replaces them. Words
-        that already are an entity keep it, and every unit of a placed entity must be heard:
-        on its best frame within ``spot_unheard`` nats of that frame's best unit."""
-        opts = self._options
-        spots = spot(logprobs, self._alphabet.blank, self._unit_trie(compiled),
-                     SpotOptions(opts.spot_bonus, opts.spot_max_cost, opts.spot_blank_gate))
-        if not spots:
-            return words, matches
-        rel = logprobs - logprobs.max(axis=1, keepdims=True)
-        blank = self._alphabet.blank
+    def _run(self, logits: Any, entities: EntityInput | None, beam_width: int,
+             beam_prune_logp: float, token_min_logp: float, prune_history: bool,
+             hotwords: Iterable[str] | None, hotword_weight: float, lm_start_state: Any,
+             n_best: int | None = None, phones: Any = None) -> list[Hypothesis]:
+        """Check the inputs, fetch the compiled list, and run the stages."""
+        logprobs = self._logprobs(logits)
+        phone_logprobs = None
+        if phones is not None:
+            if self._phone_set is None:
+                raise ValueError("phone posteriors were given but the decoder has no phone "
+                                 "labels: build it with phone_labels=... (the phone head's "
+                                 "labels)")
+            phone_logprobs = checked_phones(phones, len(self._phone_set.labels), logprobs)
+        if not isinstance(beam_width, (int, np.integer)) or isinstance(beam_width, bool) \
+                or beam_width < 1:
+            raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
+        entity_list = self._entities if entities is None else as_entity_list(entities)
+        spelled, evidence = None, None
+        if entity_list and self._options.weight > 0:
+            bundle = self.lists.get(entity_list)
+            spelled = self._spelled(bundle)
+            if phone_logprobs is not None and self._phone_set is not None:
+                evidence = Phones(phone_logprobs, self._phone_set,
+                                  self._pronunciations(bundle))
+        force = self._options.boosting.force_window if spelled is not None else 0.0
+        stages = Stages(
+            self._labels, self._alphabet.is_bpe, self._alphabet.blank,
+            SearchParams(int(beam_width), beam_prune_logp, token_min_logp, prune_history,
+                         force),
+            self._options, self._language_model,
+            HotwordScorer(hotwords, hotword_weight) if hotwords else None, lm_start_state,
+            spelled, evidence)
+        return run_stages(logprobs, stages, n_best)
 
-        def gain(found: Any, covered: Sequence[str], start: int, end: int) -> float:
-            # relative to the frame-wise best path (the greedy words: score 0)
-            score, spans = ctc_viterbi(rel[start:end], found.units, blank)
-            if score == -np.inf:
-                return score
-            # every unit must be heard somewhere in its frames: the bonus rewards length,
-            # not a unit the audio lacks ("Reports" where "report" was said)
-            heard = [rel[start + a:start + b, u].max() for (a, b), u in zip(spans, found.units)]
-            if min(heard) < -opts.spot_unheard:
-                return -np.inf
-            weight = opts.weight * compiled.entities[found.key].weight
-            return score + opts.spot_bonus * weight * len(found.units)
-
-        def taken(found: Any, first: int, last: int) -> bool:
-            return any(first <= m.last_word and m.first_word <= max(first, last - 1)
-                       for m in matches)
-
-        texts = [e.text for e in compiled.entities]
-        placements = place_spots(words, spots[:MAX_SPOTS], gain, opts.spot_margin, skip=taken)
-        return apply_placements(words, matches, placements, texts, "spot")
-
-    def _unit_trie(self, compiled: CompiledEntities) -> UnitTrie:
-        key = f"{compiled.entities.key}:{self._options.g2g_variants}"
-        trie = self._unit_tries.get(key)
-        if trie is None:
-            trie = UnitTrie((i, u) for i, u in compiled.units if u)
-            self._unit_tries[key] = trie
-            while len(self._unit_tries) > self._list_cache:
-                self._unit_tries.popitem(last=False)
-        else:
-            self._unit_tries.move_to_end(key)
-        return trie
+    def _logprobs(self, logits: Any) -> np.ndarray:
+        return checked_logprobs(logits, len(self._labels), self._alphabet.blank,
+                                self._alphabet.appended_blank, self._labels)
 
     def decode_batch(self, pool: Pool | None, logits_list: Sequence[Any],
                      beam_width: int = DEFAULT_BEAM_WIDTH,
@@ -565,192 +459,6 @@ class BiasedBeamSearchDecoder:
         folder = snapshot_download(model_id, cache_dir=cache_dir or str(cache_root() / "hf"),
                                    **kwargs)
         return cls.load_from_dir(folder)
-
-    # --------------------------------------------------------------------- internals
-
-    def _search(self, logits: Any, entities: EntityInput | None, beam_width: int,
-                beam_prune_logp: float, token_min_logp: float, prune_history: bool,
-                hotwords: Iterable[str] | None, hotword_weight: float, lm_start_state: Any,
-                n_best: int | None = None, phones: Any = None,
-                ) -> list[tuple[Hypothesis, Any]]:
-        """Validate, decode (biased or not), and respell the ``n_best`` best beams; with
-        phone posteriors and a list, run the phonetic techniques on them."""
-        logprobs = self._checked_logprobs(logits)
-        phone_logprobs = None if phones is None else self._checked_phones(phones, logprobs)
-        if not isinstance(beam_width, (int, np.integer)) or isinstance(beam_width, bool) \
-                or beam_width < 1:
-            raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
-        entity_list = self._entities if entities is None else as_entity_list(entities)
-        hotword_scorer = HotwordScorer(hotwords, hotword_weight) if hotwords else None
-        language_model = self._language_model
-        opts = self._options
-        compiled, bias = None, None
-        if entity_list and opts.weight > 0:
-            compiled, boost = self._prepare(entity_list)
-            weight = opts.weight
-            if phone_logprobs is not None and self._phone_set is not None:
-                weight *= opts.verified_boost
-            bias = BiasScorer(compiled, weight, opts.unit_bonus, opts.adaptive_scale,
-                              opts.max_adaptive, opts.completion_bonus, opts.full_bonus_chars)
-            if boost and isinstance(language_model, LanguageModel) \
-                    and opts.lm_boost_logp is not None:
-                language_model = BoostedLanguageModel(language_model, boost,
-                                                      opts.lm_boost_logp)
-        params = SearchParams(int(beam_width), beam_prune_logp, token_min_logp, prune_history,
-                              opts.force_window if bias is not None else 0.0)
-        results = search(logprobs, self._labels, self._alphabet.is_bpe, params,
-                         language_model, hotword_scorer, bias, lm_start_state)
-        if phone_logprobs is not None and compiled is not None and self._phone_set is not None:
-            out = self._phonetic(results, compiled, entity_list, logprobs, phone_logprobs,
-                                 n_best)
-        else:
-            out = [(self._hypothesis(result, compiled), result.lm_state)
-                   for result in results[:n_best]]
-        if opts.merge_spots and compiled is not None and out:
-            best, state = out[0]
-            words, matches = self._place_unit_spots(list(best.words), list(best.entities),
-                                                    logprobs, compiled)
-            if words != best.words:
-                out[0] = (replace(best, text=" ".join(w for w, _ in words), words=words,
-                                  entities=matches), state)
-        return out
-
-    def _phonetic(self, results: list[SearchResult], compiled: CompiledEntities,
-                  entity_list: EntityList, logprobs: np.ndarray, phones: np.ndarray,
-                  n_best: int | None) -> list[tuple[Hypothesis, Any]]:
-        """Verify, look up and rescore the best beams with the phone posteriors."""
-        assert self._phone_set is not None
-        opts = self._options
-        params = PhoneticParams(opts.phone_weight, opts.lookup_margin, opts.verify_margin,
-                                max(1, opts.rescore_n_best),
-                                SpotOptions(opts.lookup_bonus, opts.spot_max_cost,
-                                            opts.spot_blank_gate, floor=opts.phone_floor),
-                                full_bonus_chars=opts.full_bonus_chars,
-                                deletion=opts.phone_deletion, oov_penalty=opts.oov_penalty)
-        prons = self._phone_set.compile(entity_list)
-        head = [self._hypothesis(r, compiled) for r in results[:params.n_best]]
-        ranked = phonetic_rescore(
-            [(h.words, h.entities, h.logit_score, h.score) for h in head],
-            PhoneEvidence(phones, self._phone_set, opts.phone_floor, opts.phone_deletion),
-            prons,
-            [e.text for e in entity_list],
-            greedy_words(logprobs, self._labels, self._alphabet.is_bpe), params,
-            [opts.weight * e.weight for e in entity_list])
-        out = [(Hypothesis(" ".join(w for w, _ in c.words), c.words, c.entities,
-                           c.logit_score, total, phone), results[c.origin].lm_state)
-               for c, phone, total in ranked]
-        if n_best is None or n_best > len(out):
-            rest = results[params.n_best:None if n_best is None else params.n_best + n_best]
-            out.extend((self._hypothesis(r, compiled), r.lm_state) for r in rest)
-        return out[:n_best]
-
-    def _checked_phones(self, phones: Any, logprobs: np.ndarray) -> np.ndarray:
-        """Phone posteriors as log-probabilities on the output's frames (one frame more or
-        less is padded or cut)."""
-        if self._phone_set is None:
-            raise ValueError("phone posteriors were given but the decoder has no phone "
-                             "labels: build it with phone_labels=... (the phone head's labels)")
-        if hasattr(phones, "detach"):
-            phones = phones.detach().cpu().numpy()
-        phones = np.asarray(phones)
-        classes = len(self._phone_set.labels)
-        if phones.ndim != 2 or phones.shape[1] != classes or \
-                abs(len(phones) - len(logprobs)) > 1:
-            raise ValueError(f"phone posteriors have shape {phones.shape}, but need "
-                             f"({len(logprobs)} +- 1 frames, {classes} phone labels) for "
-                             f"output log-probabilities of shape {logprobs.shape}")
-        if not np.issubdtype(phones.dtype, np.number) or np.isnan(phones).any() \
-                or np.isposinf(phones).any():
-            raise ValueError(f"phone posteriors of shape {phones.shape} contain NaN, +inf "
-                             "or non-numbers")
-        if len(phones) == 0:
-            return phones.astype(np.float64)
-        phones = to_logprobs(phones.astype(np.float64))
-        if len(phones) < len(logprobs):
-            phones = np.concatenate([phones, phones[-1:]])
-        return phones[:len(logprobs)]
-
-    @staticmethod
-    def _hypothesis(result: SearchResult, compiled: CompiledEntities | None) -> Hypothesis:
-        if compiled is None:
-            return Hypothesis(result.text, result.words, [], result.logit_score, result.score)
-        words, matches = respell(result.words, compiled.spelling, compiled.max_words)
-        return Hypothesis(" ".join(w for w, _ in words), words, matches, result.logit_score,
-                          result.score)
-
-    def _checked_logprobs(self, logits: Any) -> np.ndarray:
-        """(frames, labels) log-probabilities converted as pyctcdecode converts them."""
-        if hasattr(logits, "detach"):  # a torch tensor
-            logits = logits.detach().cpu().numpy()
-        if not isinstance(logits, np.ndarray):
-            raise TypeError(f"logits must be a numpy array of shape (frames, "
-                            f"{len(self._labels)}), got {type(logits).__name__}")
-        vocab = len(self._labels)
-        if logits.ndim != 2 or logits.shape[1] != vocab:
-            hint = ""
-            if self._alphabet.appended_blank and logits.ndim == 2 \
-                    and logits.shape[1] == vocab - 1:
-                hint = (": the labels had no CTC blank (''), so one was appended; put the "
-                        "blank in the labels at the index your model uses")
-            raise ValueError(f"logits have shape {logits.shape}, but need (frames, {vocab}): "
-                             f"one column per label of the {vocab}-label vocabulary{hint}")
-        if not (np.issubdtype(logits.dtype, np.floating)
-                or np.issubdtype(logits.dtype, np.integer)):
-            raise ValueError(f"logits have dtype {logits.dtype}, expected numbers")
-        if len(logits) == 0:
-            return logits.astype(np.float64)
-        if not np.isfinite(logits).all():  # -inf is fine (probability 0), NaN and +inf not
-            bad = np.isnan(logits) | np.isposinf(logits)
-            if bad.any():
-                frame = int(np.argwhere(bad)[0][0])
-                raise ValueError(f"logits contain NaN or +inf (first at frame {frame})")
-        logprobs = to_logprobs(logits)
-        empty = ~np.isfinite(logprobs).any(axis=1)
-        if empty.any():
-            raise ValueError(f"frame {int(np.argmax(empty))} has no finite value (every "
-                             "entry is -inf)")
-        self._check_blank(logprobs)
-        return logprobs
-
-    def _check_blank(self, logprobs: np.ndarray) -> None:
-        """Warn when the blank is rarely the best label but one other label nearly always
-        clearly is (by more than a nat): the labels put the blank where the model does not."""
-        if len(logprobs) < 50:
-            return
-        blank = self._alphabet.blank
-        best = logprobs.argmax(axis=1)
-        clear = logprobs.max(axis=1) > logprobs[:, blank] + 1.0
-        counts = np.bincount(best[clear], minlength=len(self._labels))
-        top = int(np.argmax(counts))
-        blank_share = float(np.mean(best == blank))
-        if blank_share < 0.1 and counts[top] > 0.5 * len(logprobs):
-            warnings.warn(f"label {self._labels[top]!r} (index {top}) is the best label in "
-                          f"{counts[top] / len(logprobs):.0%} of frames and the blank (index "
-                          f"{blank}) in {blank_share:.0%}: is the blank at the index the "
-                          "model gives it?", UserWarning, stacklevel=4)
-
-
-def to_logprobs(logits: np.ndarray) -> np.ndarray:
-    """pyctcdecode's input rule: rows summing to 1 on average are probabilities (their log
-    is taken), anything else goes through ``log_softmax``; then clipped to
-    ``[log 1e-15, 0]``. Computed in the input's float type, as pyctcdecode 0.5.0 does on
-    NumPy 1 (so NumPy 2 gives the same values)."""
-    if math.isclose(float(logits.sum(axis=1).mean()), 1):
-        return np.log(np.clip(logits, MIN_TOKEN_CLIP_P, 1))
-    out = log_softmax(logits)
-    floor = np.asarray(np.log(MIN_TOKEN_CLIP_P), dtype=out.dtype)
-    return np.clip(out, floor, np.asarray(0, dtype=out.dtype))
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    """log_softmax over axis 1 of (frames, labels), step by step as scipy (and pyctcdecode)
-    compute it, in the input's float type."""
-    x_max = np.amax(x, axis=1, keepdims=True)
-    x_max[~np.isfinite(x_max)] = 0
-    tmp = x - x_max
-    with np.errstate(divide="ignore", invalid="ignore"):  # rows of -inf are reported later
-        out = np.log(np.sum(np.exp(tmp), axis=1, keepdims=True))
-        return tmp - out
 
 
 def _call_with_entities(call: Callable[..., Any], item: tuple[Any, EntityList | None]) -> Any:

@@ -39,30 +39,16 @@ import numpy as np
 
 from ..lexicon.confusion import soft_posteriors
 from .ctc_score import align_words, ctc_best_score, ctc_log_likelihood
+from .hypothesis import EntityMatch, Hypothesis, WordFrames
 from .lookup import MAX_SPOTS, apply_placements, covered_words, place_spots
+from .options import Phonetic
 from .pronunciations import ListPronunciations, PhoneSet, PhoneUnits
-from .respell import EntityMatch, WordFrames
 from .spotting import Spot, SpotOptions, spot
 
-__all__ = ["PhoneEvidence", "PhoneticParams", "phonetic_rescore"]
+__all__ = ["PhoneEvidence", "phonetic_rescore"]
 
 _MAX_COMBINATIONS = 8
 _PAD = 3  # frames added on both sides of a rescored region
-
-
-@dataclass(frozen=True)
-class PhoneticParams:
-    """The phonetic techniques' settings (from :class:`~.decoder.BiasingOptions`)."""
-
-    phone_weight: float  # lambda of the rescoring
-    lookup_margin: float  # nats a spotted entity must explain its span better by
-    verify_margin: float  # nats per phone a boosted entity may fall below the best path
-    n_best: int  # beam-search hypotheses rescored
-    spot: SpotOptions  # the phone spotter's thresholds
-    full_bonus_chars: int = 0  # entities with fewer letters earn a proportionally smaller
-    # credit in the lookup (short names are cheap to find anywhere); 0 = no scaling
-    deletion: float | None = None  # nats per pronunciation phone the audio may lack
-    oov_penalty: float = 0.0  # nats per rescored word outside the lexicon and the list
 
 
 class PhoneEvidence:
@@ -164,56 +150,62 @@ class Candidate:
 
     words: list[WordFrames]
     entities: list[EntityMatch]
-    logit_score: float
-    beam_score: float  # the beam search's ranking score (of the hypothesis it came from)
-    origin: int  # index of that hypothesis in the n-best
+    source: Hypothesis  # the beam search's hypothesis it came from (scores, LM state)
     phone_units: tuple[PhoneUnits | None, ...]  # per word: a chosen pronunciation, or None
 
 
-def phonetic_rescore(nbest: Sequence[tuple[list[WordFrames], list[EntityMatch], float, float]],
-                     evidence: PhoneEvidence, prons: ListPronunciations,
-                     texts: Sequence[str], plain: Sequence[WordFrames],
-                     params: PhoneticParams, weights: Sequence[float] | None = None,
-                     ) -> list[tuple[Candidate, float, float]]:
+def phonetic_rescore(nbest: Sequence[Hypothesis], evidence: PhoneEvidence,
+                     prons: ListPronunciations, texts: Sequence[str],
+                     plain: Sequence[WordFrames], options: Phonetic, spotter: SpotOptions,
+                     full_bonus_chars: int = 0, weights: Sequence[float] | None = None,
+                     ) -> list[Hypothesis]:
     """Verify, look up and rescore (see the module docs).
 
     Args:
-        nbest: the beam search's best hypotheses as ``(words, entity matches, logit score,
-            beam score)``, best first.
+        nbest: the beam search's best hypotheses (respelled), best first; the first
+            ``options.rescore_n_best`` (at least one) are used.
         evidence: the utterance's phone posteriorgram.
         prons: the entity list's pronunciations.
         texts: the entities' texts, by index (as listed).
         plain: the unbiased greedy words of the output units, with frames.
-        params: settings.
+        options: the phonetic settings.
+        spotter: the phone spotter's thresholds (its ``unit_bonus`` is the lookup's credit
+            per phone).
+        full_bonus_chars: entities with fewer letters earn a proportionally smaller credit
+            in the lookup (short names are cheap to find anywhere); 0 = no scaling.
         weights: per entity, what multiplies its credit (its weight times the decoder's);
             default 1.
 
     Returns:
-        ``(candidate, phone score, total score)`` best first, distinct texts only.
+        The candidates as hypotheses with their ``phone_score`` and ``score = beam score +
+        phone_weight * phone score``, best first, distinct texts only.
     """
+    n_best = max(1, options.rescore_n_best)
     # every word's pronunciation in one batch (one run of the neural G2P for new words)
-    evidence.phone_set.words(list({w for words, *_ in nbest[:params.n_best] for w, _ in words}
+    evidence.phone_set.words(list({w for h in nbest[:n_best] for w, _ in h.words}
                                   | {w for w, _ in plain}))
-    spots = spot(evidence.logprobs, evidence.blank, prons.trie, params.spot)[:MAX_SPOTS]
-    scales = _credit_scale(texts, params.full_bonus_chars, weights)
+    spots = spot(evidence.logprobs, evidence.blank, prons.trie, spotter)[:MAX_SPOTS]
+    scales = _credit_scale(texts, full_bonus_chars, weights)
     candidates: list[Candidate] = []
     seen: set[str] = set()
-    for origin, (words, matches, logit, beam) in enumerate(nbest[:params.n_best]):
-        base = Candidate(list(words), list(matches), logit, beam, origin,
-                         tuple(None for _ in words))
+    for origin, hypothesis in enumerate(nbest[:n_best]):
+        base = Candidate(list(hypothesis.words), list(hypothesis.entities), hypothesis,
+                         tuple(None for _ in hypothesis.words))
         found = spots if origin == 0 else []  # lookup on the best hypothesis only
-        for candidate in _variants(base, evidence, prons, texts, plain, found, params,
-                                   scales):
+        for candidate in _variants(base, evidence, prons, texts, plain, found, options,
+                                   spotter, scales):
             text = " ".join(w for w, _ in candidate.words)
             if text not in seen:
                 seen.add(text)
                 candidates.append(candidate)
     listed = {w.casefold() for text in texts for w in text.split()}
-    credit = {text: params.spot.unit_bonus * scale for text, scale in zip(texts, scales)}
-    scores = _region_scores(candidates, evidence, listed, params.oov_penalty, credit)
-    out = [(c, phone, c.beam_score + params.phone_weight * phone)
+    credit = {text: spotter.unit_bonus * scale for text, scale in zip(texts, scales)}
+    scores = _region_scores(candidates, evidence, listed, options.oov_penalty, credit)
+    out = [Hypothesis(" ".join(w for w, _ in c.words), c.words, c.entities,
+                      c.source.logit_score, c.source.score + options.phone_weight * phone,
+                      phone, c.source.lm_state)
            for c, phone in zip(candidates, scores)]
-    out.sort(key=lambda item: -item[2])
+    out.sort(key=lambda h: -h.score)
     return out
 
 
@@ -261,10 +253,11 @@ def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
 
 def _variants(base: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
               texts: Sequence[str], plain: Sequence[WordFrames], spots: Sequence[Spot],
-              params: PhoneticParams, scales: Sequence[float]) -> list[Candidate]:
+              options: Phonetic, spotter: SpotOptions, scales: Sequence[float],
+              ) -> list[Candidate]:
     """The verified hypothesis and, if the lookup changes it, its looked-up version."""
-    verified = _verify(base, evidence, prons, texts, plain, params.verify_margin)
-    looked = _lookup(verified, evidence, prons, texts, spots, params, scales)
+    verified = _verify(base, evidence, prons, texts, plain, options.verify_margin)
+    looked = _lookup(verified, evidence, prons, texts, spots, options, spotter, scales)
     return [verified] if looked.words == verified.words else [verified, looked]
 
 
@@ -326,12 +319,13 @@ def _verify(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
 
 
 def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
-            texts: Sequence[str], spots: Sequence[Spot], params: PhoneticParams,
-            scale: Sequence[float]) -> Candidate:
+            texts: Sequence[str], spots: Sequence[Spot], options: Phonetic,
+            spotter: SpotOptions, scale: Sequence[float]) -> Candidate:
     """Place spotted entities that explain their span better than the words there by
-    ``lookup_margin``, where a listed entity is credited ``lookup_bonus`` (``spot.unit_bonus``) per phone (the
-    list says it may be said) and a word outside the lexicon is charged ``oov_penalty``
-    (its guessed pronunciation was written from this audio)."""
+    ``lookup_margin``, where a listed entity is credited ``lookup_bonus``
+    (``spotter.unit_bonus``) per phone (the list says it may be said) and a word outside
+    the lexicon is charged ``oov_penalty`` (its guessed pronunciation was written from this
+    audio)."""
     if not spots:
         return candidate
     words = candidate.words
@@ -341,17 +335,17 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
         if not covered:
             return -np.inf  # no insertions: the output units always write something for a name
         own, chosen = evidence.best_score(prons.units[found.key], start, end)
-        credit = params.spot.unit_bonus * len(chosen or ()) * scale[found.key]
+        credit = spotter.unit_bonus * len(chosen or ()) * scale[found.key]
         unknown = sum(1 for w in covered
                       if w.casefold() not in listed and not evidence.phone_set.known(w))
-        rival = evidence.words_score(covered, start, end) - params.oov_penalty * unknown
+        rival = evidence.words_score(covered, start, end) - options.oov_penalty * unknown
         return own + credit - rival
 
     def already(found: Spot, first: int, last: int) -> bool:
         said = " ".join(w for w, _ in words[first:last]).casefold()
         return said == texts[found.key].casefold()
 
-    placements = place_spots(evidence.on_phones(words), spots, gain, params.lookup_margin,
+    placements = place_spots(evidence.on_phones(words), spots, gain, options.lookup_margin,
                              skip=already)
     if not placements:
         return candidate

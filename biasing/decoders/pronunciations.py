@@ -1,6 +1,7 @@
-"""Pronunciations on a phone head's labels: of an entity list (compiled once, cached by
-content hash in memory, and on disk for lists of ``DISK_MIN_ENTITIES`` or more) and of
-ordinary words (cached per word).
+"""Pronunciations on a phone head's labels: of an entity list (compiled from per-name
+caches, and kept on disk by content hash for lists of ``DISK_MIN_ENTITIES`` or more; the
+decoder keeps the compiled list in its list cache, :mod:`.lists`) and of ordinary words
+(cached per word).
 
 Pronunciations come from a :class:`~biasing.lexicon.Lexicon`: the user's entries first, then
 every CMUdict pronunciation, then g2p_en's prediction; stress digits are dropped and each
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,6 @@ from .spotting import UnitTrie
 __all__ = ["ListPronunciations", "PhoneSet", "UnpronounceableEntityWarning"]
 
 PhoneUnits = tuple[int, ...]
-_MEMORY_LISTS = 16
 _WORD_CACHE = 100_000
 _DISK_FORMAT = 1
 DISK_MIN_ENTITIES = 2000  # smaller lists compile in well under a second from the per-word
@@ -58,16 +58,14 @@ class PhoneSet:
         labels: the head's labels: stressless ARPAbet phones and ``""`` for the blank.
         lexicon: user pronunciations (``biasing.lexicon.Lexicon``); default: CMUdict + G2P.
         cache_dir: folder for compiled lists; default ``<cache root>/pronunciations``;
-            ``False`` keeps them in memory only.
-        memory_lists: compiled lists kept in memory (least recently used dropped first).
+            ``False`` writes none.
 
     Raises:
         ValueError: no blank among the labels, or duplicate labels.
     """
 
     def __init__(self, labels: Sequence[str], lexicon: Any = None,
-                 cache_dir: str | Path | bool | None = None,
-                 memory_lists: int = _MEMORY_LISTS) -> None:
+                 cache_dir: str | os.PathLike[str] | bool | None = None) -> None:
         labels = [str(label) for label in labels]
         if "" not in labels:
             raise ValueError(f"phone labels need a CTC blank ''; got {len(labels)} labels "
@@ -85,8 +83,6 @@ class PhoneSet:
         self._use_disk = cache_dir is not False
         self._cache_dir = None if cache_dir is None or isinstance(cache_dir, bool) \
             else Path(cache_dir)
-        self._lists: OrderedDict[str, ListPronunciations] = OrderedDict()
-        self._memory_lists = memory_lists
         self._words: dict[str, list[PhoneUnits]] = {}
         self._entity_units: dict[str, tuple[PhoneUnits, ...]] = {}
         self._known: dict[str, bool] = {}
@@ -105,13 +101,9 @@ class PhoneSet:
     # ------------------------------------------------------------------- entity lists
 
     def compile(self, entities: EntityList) -> ListPronunciations:
-        """The list's pronunciations (from memory, the disk cache, or the lexicon)."""
+        """The list's pronunciations (from the disk cache, or the lexicon through the
+        per-name cache); warns once naming the entities without one."""
         key = self._list_key(entities)
-        with self._lock:
-            found = self._lists.get(key)
-            if found is not None:
-                self._lists.move_to_end(key)
-                return found
         units = self._read_disk(key, len(entities))
         if units is None:
             units = self._pronounce_entities([e.text for e in entities])
@@ -124,12 +116,7 @@ class PhoneSet:
                           + (" ..." if len(skipped) > 10 else ""),
                           UnpronounceableEntityWarning, stacklevel=3)
         trie = UnitTrie((i, alt) for i, alts in enumerate(units) for alt in alts)
-        compiled = ListPronunciations(key, tuple(units), skipped, trie)
-        with self._lock:
-            self._lists[key] = compiled
-            while len(self._lists) > self._memory_lists:
-                self._lists.popitem(last=False)
-        return compiled
+        return ListPronunciations(key, tuple(units), skipped, trie)
 
     def _list_key(self, entities: EntityList) -> str:
         from ..lexicon.g2p import g2p_version
@@ -160,7 +147,7 @@ class PhoneSet:
             with self._lock:
                 if len(self._entity_units) + len(missing) > _WORD_CACHE:
                     self._entity_units.clear()
-                self._entity_units.update((t, known[t]) for t in missing)
+                self._entity_units.update((t, known[t] or ()) for t in missing)
         return [known[t] or () for t in texts]
 
     def _map(self, phones: Sequence[str]) -> PhoneUnits | None:

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .hypothesis import EntityMatch, WordFrames
 
-WordFrames = tuple[str, tuple[int, int]]
-
-
-@dataclass(frozen=True)
-class EntityMatch:
-    """A listed entity found in a hypothesis."""
-
-    text: str  # the entity as listed (original spelling)
-    first_word: int  # index of its first word in the respelled word list
-    last_word: int  # index of its last word (inclusive)
-    start_frame: int  # first frame of the entity
-    end_frame: int  # frame after its last unit
-    technique: str = "boost"  # what placed it: "boost" (the beam search), "lookup" (phone
-    # spotting), "spot" (unit spotting)
-    phone_score: float | None = None  # its phones' CTC log score over its frames relative
-    # to the phone head's best path (0 = the best); None when not checked
+__all__ = ["EntityMatch", "WordFrames", "respell"]
 
 
 def respell(words: list[WordFrames], spelling: dict[tuple[str, ...], str], max_words: int,

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .. import __version__
 from ..metrics import UtteranceScore
 from ..paths import atomic_write, ensure_folder, write_text_atomic
 from .run import EvalRun
@@ -34,10 +35,11 @@ def plot_problem() -> str | None:
 
 
 def report_json(run: EvalRun, info: Mapping[str, Any]) -> dict[str, Any]:
-    """The content of ``results.json``: the dataset and setup (``info`` plus what the run
-    measured) and each technique's scores."""
+    """The content of ``results.json``: the dataset and setup (``info``, the version of
+    this package and what the run measured) and each technique's scores."""
     dataset = {
-        **info, "n_utterances": run.n_utterances, "audio_hours": round(run.audio_s / 3600, 4),
+        **info, "version": __version__, "n_utterances": run.n_utterances,
+        "audio_hours": round(run.audio_s / 3600, 4),
         "forward_rtf": round(run.forward_s / run.audio_s, 5) if run.forward_s else None,
         "mean_list_size": round(run.mean_list_size, 1),
         "unspellable_entities": len(run.unspellable),
@@ -98,35 +100,59 @@ def results_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# the chart's two panels: (title, [(result key, label, colour)])
+_PANELS = (
+    ("word error rates: lower is better", [("wer", "WER", "tab:red"),
+                                           ("b_wer", "B-WER", "tab:orange"),
+                                           ("u_wer", "U-WER", "tab:brown")]),
+    ("entity precision, recall and F1: higher is better", [
+        ("entity_precision", "precision", "tab:blue"), ("entity_recall", "recall", "tab:cyan"),
+        ("entity_f1", "F1", "tab:green")]),
+)
+
+
 def _plot(report: Mapping[str, Any], stream: BinaryIO) -> None:
-    """Grouped bars of WER, entity F1, B-WER and U-WER per technique, as PNG."""
+    """The chart of :func:`_chart`, as PNG."""
+    fig = _chart(report)
+    import matplotlib.pyplot as plt  # after _chart has chosen the Agg backend
+
+    fig.savefig(stream, dpi=120, format="png")
+    plt.close(fig)
+
+
+def _chart(report: Mapping[str, Any]) -> Any:
+    """A matplotlib figure of two panels, one above the other, with a group of bars per
+    technique: the error rates (WER, B-WER, U-WER; lower is better) and the listed
+    entities' precision, recall and F1 (higher is better), in percent. An undefined value
+    (precision when no listed entity was output, B-WER and recall when none was said) is a
+    bar of height 0 marked "n/a"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(report["results"])
-    metrics = [("wer", "WER"), ("entity_f1", "entity F1"), ("b_wer", "B-WER"),
-               ("u_wer", "U-WER")]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(names), 4.0))
-    width = 0.8 / len(metrics)
-    highest = 1.0
-    for k, (key, label) in enumerate(metrics):
-        raw = [report["results"][n][key] for n in names]
-        values = [np.nan if v is None else 100 * v for v in raw]
-        bars = ax.bar(np.arange(len(names)) + (k - (len(metrics) - 1) / 2) * width, values,
-                      width, label=label)
-        ax.bar_label(bars, labels=["" if v is None else f"{100 * v:.1f}" for v in raw],
-                     fontsize=7)
-        highest = max([highest, *(v for v in values if not np.isnan(v))])
-    ax.set_ylim(0, highest * 1.15)
-    ax.set_xticks(np.arange(len(names)), names)
-    ax.set_ylabel("%  (undefined values are left out)")
+    fig, axes = plt.subplots(2, 1, figsize=(2.0 + 1.3 * len(names), 7.0))
+    for ax, (title, metrics) in zip(axes, _PANELS):
+        width = 0.8 / len(metrics)
+        highest = 1.0
+        for k, (key, label, colour) in enumerate(metrics):
+            raw = [report["results"][n][key] for n in names]
+            values = [0.0 if v is None else 100 * v for v in raw]
+            bars = ax.bar(np.arange(len(names)) + (k - (len(metrics) - 1) / 2) * width,
+                          values, width, label=label, color=colour)
+            ax.bar_label(bars, labels=["n/a" if v is None else f"{100 * v:.1f}" for v in raw],
+                         fontsize=7)
+            highest = max(highest, *values)
+        top = highest * 1.3  # room for the labels and the legend
+        ax.set_ylim(0, top)
+        ax.set_yticks([t for t in ax.get_yticks() if t <= min(top, max(100.0, highest))])
+        ax.set_xticks(np.arange(len(names)), names)
+        ax.set_ylabel("%")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, ncols=len(metrics), loc="upper center", frameon=False)
     dataset = report["dataset"]
-    ax.set_title(f"{dataset.get('name', 'dataset')}: {dataset['n_utterances']} utterances, "
-                 f"mean list {dataset['mean_list_size']}", fontsize=9)
-    ax.legend(fontsize=8, ncols=len(metrics), loc="upper center",
-              bbox_to_anchor=(0.5, -0.1), frameon=False)
+    fig.suptitle(f"{dataset.get('name', 'dataset')}: {dataset['n_utterances']} utterances, "
+                 f"mean list {dataset['mean_list_size']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(stream, dpi=120, format="png")
-    plt.close(fig)
+    return fig

@@ -1,30 +1,38 @@
 """The HTTP app: ``POST /v1/audio/transcriptions`` (OpenAI's speech-to-text convention plus
-our entity list), ``/healthz`` and ``/readyz``.
+our entity list, as JSON or as OpenAI's stream events), ``GET /v1/models``, ``/healthz``
+and ``/readyz``.
 
-A request is checked (fields, list, size, format) before any model work; its list is
-compiled in the decoding worker it will be decoded in (a list the model cannot spell is
-refused there, before the forward pass), its audio joins the next acoustic-model batch,
-and its output is decoded with its own list and options. The server never opens a path a
-client names: audio comes only as an upload.
+Who may call and how much a body may hold is checked in front of the app
+(:mod:`.access`). A request's body is read first (bounded in size and time); only then does
+it count against ``max_pending``, so slow senders cannot hold the server's slots. It is
+checked (fields, list, size, format) before any model work; its list is compiled in the
+decoding worker it will be decoded in (a list the model cannot spell is refused there,
+before the forward pass), its audio joins the next acoustic-model batch, and its output is
+decoded with its own list and options. The server never opens a path a client names: audio
+comes only as an upload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
+import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 try:
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError("the server needs FastAPI and uvicorn: pip install "
                       "'ctc-biasing[serve]'") from _missing
 
-from ..transcribe import Transcript
+from ..entities import UnrepresentableEntitiesError, describe_unrepresentable
+from ..transcribe import Transcript, UnavailableOptionError
+from .access import BodyTimeout, BodyTooLarge, Gate
 from .batching import Batcher
 from .form import RequestError, TranscriptionRequest, parse_fields
 from .settings import Limits, ServerConfig
@@ -32,11 +40,9 @@ from .workers import DecodePool, WorkerDied
 
 logger = logging.getLogger(__name__)
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
+MODELS = "/v1/models"
 _FORM_SLACK = 64 * 1024  # multipart headers and small fields, beyond audio and list
-
-
-class _BodyTooLarge(Exception):
-    pass
+_READERS_PER_SLOT = 4  # bodies read at once, per max_pending slot (uploads spool to disk)
 
 
 class Server:
@@ -49,9 +55,12 @@ class Server:
         self.pool: DecodePool | None = None
         self.ready = False
         self.stopping = False
-        self.pending = 0
+        self.pending = 0  # requests whose body has arrived and that are not answered yet
+        self.reading = 0  # requests whose body is being read
         self.problem: str | None = None  # why the workers failed to start
+        self.started = int(time.time())
         self._warming: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from ..transcribe import Transcriber
@@ -84,15 +93,19 @@ class Server:
         self.ready = True
         logger.info("ready: %d decoding worker(s)%s", self.pool.size,
                     " (in process)" if self.pool.in_process else "")
+        if not self.pool.in_process:
+            self._watching = asyncio.get_running_loop().create_task(
+                self.pool.watch(self.config.health_interval_s))
 
     async def stop(self) -> None:
         """Refuse new requests, finish those in flight, stop the workers."""
         self.ready = False
         self.stopping = True
-        if self._warming is not None:
-            self._warming.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._warming
+        for task in (self._warming, self._watching):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for _ in range(600):  # uvicorn waits for open requests; a test client may not
             if not self.pending:
                 break
@@ -104,17 +117,17 @@ class Server:
 
     # ------------------------------------------------------------------ a request
 
-    def authorize(self, header: str | None) -> None:
-        key = self.config.api_key
-        if key is None:
-            return
-        scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                                 key.encode()):
-            raise RequestError(401, "missing or wrong API key: send 'Authorization: Bearer "
-                                    "<key>'", None, "invalid_api_key")
+    def may_read(self) -> None:
+        """Refuse a request before its body is read: stopping, or too many bodies arriving
+        at once."""
+        if self.stopping:
+            raise RequestError(503, "the server is shutting down", None, "shutting_down")
+        if self.reading >= _READERS_PER_SLOT * self.config.max_pending:
+            raise RequestError(503, f"the server is busy ({self.reading} request bodies "
+                                    f"arriving): try again shortly", None, "busy")
 
     def admit(self) -> None:
+        """Refuse a request whose body has arrived when the server cannot take it now."""
         if self.stopping:
             raise RequestError(503, "the server is shutting down", None, "shutting_down")
         if not self.ready:
@@ -128,17 +141,13 @@ class Server:
                          request: TranscriptionRequest) -> Transcript:
         assert self.batcher is not None and self.pool is not None
         transcriber = self.transcriber
-        if request.phonetic and not transcriber.phonetic:
-            raise RequestError(400, "phonetic=true, but this server's model has no phone head "
-                                    "(or phonetic techniques are off)", "phonetic")
-        if request.adapter and transcriber.adapter is None:
-            raise RequestError(400, "adapter=true, but this server runs without a contextual "
-                                    "adapter (start it with --adapter)", "adapter")
-        wants = self.config.adapter_default if request.adapter is None else request.adapter
-        weight = transcriber.decoder.options.weight if request.weight is None \
-            else request.weight
-        use_adapter = bool(wants and transcriber.adapter is not None and request.entities
-                           and weight > 0)
+        overrides = request.overrides
+        if overrides.adapter is None:
+            overrides = replace(overrides, adapter=self.config.adapter_default)
+        try:
+            use_adapter = transcriber.uses_adapter(request.entities, overrides)
+        except UnavailableOptionError as err:
+            raise RequestError(400, str(err), err.field) from None
         rate = transcriber.model.sample_rate
         wave, _ = await asyncio.gather(
             asyncio.to_thread(_read_audio, audio, filename, rate, self.config.limits),
@@ -146,10 +155,8 @@ class Server:
         layers = transcriber.adapter.layers if use_adapter else ()
         output = await self.batcher.forward(wave, layers)
         try:
-            return await self.pool.decode(output, request.entities, source=filename,
-                                          duration_s=len(wave) / rate, weight=request.weight,
-                                          phonetic=request.phonetic, adapter=use_adapter,
-                                          merge_spots=request.merge_spots)
+            return await self.pool.decode(output, request.entities, overrides,
+                                          source=filename, duration_s=len(wave) / rate)
         except WorkerDied as err:
             raise RequestError(503, str(err), None, "worker_died") from None
 
@@ -159,11 +166,10 @@ class Server:
             await self.pool.check(request.entities)
         except WorkerDied as err:
             raise RequestError(503, str(err), None, "worker_died") from None
-        except ValueError as err:
-            why = str(err).split(". Pass on_unrepresentable=")[0]
-            raise RequestError(400, f"entities: {why}. Send skip_unrepresentable=true to "
-                                    f"drop them.", "entities",
-                               "unrepresentable_entities") from None
+        except UnrepresentableEntitiesError as err:
+            raise RequestError(400, f"entities: {describe_unrepresentable(err.problems)}. "
+                                    f"Send skip_unrepresentable=true to drop them.",
+                               "entities", "unrepresentable_entities") from None
 
 
 def _read_audio(data: bytes, filename: str, rate: int, limits: Limits) -> Any:
@@ -187,6 +193,15 @@ def _read_audio(data: bytes, filename: str, rate: int, limits: Limits) -> Any:
 
 
 # ------------------------------------------------------------------------ responses
+
+def stream_events(transcript: Transcript) -> Iterator[str]:
+    """OpenAI's transcription stream: the text as one ``transcript.text.delta`` event (the
+    transcript is complete before the first byte is sent), then ``transcript.text.done``;
+    server-sent events."""
+    for event in ({"type": "transcript.text.delta", "delta": transcript.text},
+                  {"type": "transcript.text.done", "text": transcript.text}):
+        yield f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
+
 
 def transcript_body(transcript: Transcript, response_format: str) -> Any:
     """The response for ``response_format``: a dict (json, verbose_json) or a string."""
@@ -237,10 +252,12 @@ def create_app(config: ServerConfig | None = None, transcriber: Any = None) -> A
                   description="CTC speech recognition with per-request entity lists.")
     app.state.server = server
     limit = config.limits.audio_bytes + config.limits.entities_bytes + _FORM_SLACK
+    app.add_middleware(Gate, api_key=config.resolved_api_key(),
+                       bounded_paths=frozenset({TRANSCRIPTIONS}), limit=limit,
+                       timeout_s=config.body_timeout_s)
 
     def error(err: RequestError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-        return JSONResponse(err.body(), status_code=err.status, headers=headers)
+        return JSONResponse(err.body(), status_code=err.status)
 
     @app.get("/healthz")
     async def healthz() -> Any:
@@ -249,30 +266,55 @@ def create_app(config: ServerConfig | None = None, transcriber: Any = None) -> A
 
     @app.get("/readyz")
     async def readyz() -> Any:
-        """The model and every decoding worker are loaded, and the server is not stopping."""
-        if server.ready and not server.stopping:
-            return {"status": "ready", "workers": server.pool.size if server.pool else 0,
+        """Ready: the model and at least one decoding worker are loaded and the server is
+        not stopping; ``live_workers`` counts the workers up now (one that died is counted
+        out until its replacement has loaded)."""
+        pool = server.pool
+        live = pool.live if pool is not None else 0
+        if server.ready and not server.stopping and live > 0:
+            return {"status": "ready" if live == pool.size else "degraded",  # type: ignore[union-attr]
+                    "workers": pool.size, "live_workers": live,  # type: ignore[union-attr]
                     "pending": server.pending}
-        status = "stopping" if server.stopping else "failed" if server.problem else "starting"
-        return JSONResponse({"status": status, "problem": server.problem}, status_code=503)
+        status = "stopping" if server.stopping else "failed" if server.problem else \
+            "starting" if not server.ready else "no_live_workers"
+        return JSONResponse({"status": status, "problem": server.problem,
+                             "live_workers": live}, status_code=503)
+
+    @app.get(MODELS)
+    async def models() -> Any:
+        """The one model this server runs, in OpenAI's list shape."""
+        return {"object": "list", "data": [{"id": config.model, "object": "model",
+                                            "created": server.started,
+                                            "owned_by": "ctc-biasing"}]}
 
     @app.post(TRANSCRIPTIONS)
     async def transcriptions(request: Request) -> Any:
         """Transcribe the uploaded ``file`` with the request's ``entities``."""
         try:
-            server.authorize(request.headers.get("authorization"))
+            server.may_read()
+        except RequestError as err:
+            return error(err)
+        server.reading += 1
+        try:
+            audio, filename, fields = await _read_form(request, config, limit)
+        except RequestError as err:
+            return error(err)
+        finally:
+            server.reading -= 1
+        try:
             server.admit()
         except RequestError as err:
             return error(err)
         server.pending += 1
         try:
-            audio, filename, fields = await _read_form(request, config.limits, limit)
             parsed = parse_fields(fields, config.limits)
             transcript = await server.transcribe(audio, filename, parsed)
         except RequestError as err:
             return error(err)
         finally:
             server.pending -= 1
+        if parsed.stream:
+            return StreamingResponse(stream_events(transcript), media_type="text/event-stream")
         body = transcript_body(transcript, parsed.response_format)
         if isinstance(body, str):
             return PlainTextResponse(body)
@@ -281,62 +323,61 @@ def create_app(config: ServerConfig | None = None, transcriber: Any = None) -> A
     return app
 
 
-async def _read_form(request: Any, limits: Limits, limit: int) -> tuple[bytes, str,
-                                                                        dict[str, str]]:
-    """The uploaded file's bytes and name, and the text fields, within the limits."""
+async def _read_form(request: Any, config: ServerConfig, limit: int,
+                     ) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """The uploaded file's bytes and name, and the text fields as (name, value) pairs,
+    within the limits (the body's size and time are bounded by :class:`.access.Gate`)."""
+    limits = config.limits
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise RequestError(400, f"expected a multipart/form-data body (fields 'file', "
-                                f"'entities', ...), got content type {content_type!r}",
+                                f"'entities', ...), got content type {content_type[:80]!r}",
                            None, "not_multipart")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(f"{int(declared):,} bytes", limits)
-    received = 0
-    receive = request._receive
-
-    async def counted() -> Any:
-        nonlocal received
-        message = await receive()
-        received += len(message.get("body", b""))
-        if received > limit:
-            raise _BodyTooLarge
-        return message
-
-    request._receive = counted
     try:
-        form = await request.form(max_files=2, max_fields=32,
-                                  max_part_size=limits.entities_bytes + _FORM_SLACK)
-    except _BodyTooLarge:
+        # fields may be as large as the whole body: the list's own limits are checked
+        # (and named) by parse_fields, the body's by the gate
+        form = await request.form(max_files=2, max_fields=limits.entities + 32,
+                                  max_part_size=limit)
+    except BodyTooLarge:
         raise _too_large(f"over {limit:,} bytes", limits) from None
+    except BodyTimeout:
+        raise RequestError(408, f"the request body did not arrive within "
+                                f"{config.body_timeout_s:g} s", None,
+                           "request_timeout") from None
     except Exception as err:  # noqa: BLE001 - Starlette's parser errors are the client's
         raise RequestError(400, f"malformed multipart body: {getattr(err, 'detail', err)}",
                            None, "malformed_body") from None
     audio, filename = None, "audio"
-    fields: dict[str, str] = {}
-    for key, value in form.multi_items():
-        if key in fields or (key == "file" and audio is not None):
-            raise RequestError(400, f"field {key!r} is given more than once", key)
-        if key == "file" and not hasattr(value, "read"):
-            raise RequestError(400, "field 'file' is text; upload the audio itself as a file "
-                                    "part (this server never opens a path or URL it is "
-                                    "given)", "file", "file_not_uploaded")
-        if hasattr(value, "read"):  # an upload
+    fields: list[tuple[str, str]] = []
+    try:
+        for key, value in form.multi_items():
+            if key == "file" and not hasattr(value, "read"):
+                raise RequestError(400, "field 'file' is text; upload the audio itself as a "
+                                        "file part (this server never opens a path or URL it "
+                                        "is given)", "file", "file_not_uploaded")
+            if not hasattr(value, "read"):
+                fields.append((key, value))
+                continue
             data = await value.read()
             if key == "file":
+                if audio is not None:
+                    raise RequestError(400, "field 'file' is given more than once", "file")
                 audio, filename = data, value.filename or "audio"
                 continue
             if key != "entities":
-                raise RequestError(400, f"field {key!r} is a file; only 'file' and "
-                                        f"'entities' may be", key)
+                raise RequestError(400, f"field {key[:40]!r} is a file; only 'file' and "
+                                        f"'entities' may be", key[:40])
             try:
-                value = data.decode("utf-8")
+                fields.append((key, data.decode("utf-8")))
             except UnicodeDecodeError as err:
                 raise RequestError(400, f"entities file is not UTF-8 text (byte "
                                         f"{err.start}: {data[err.start:err.start + 1]!r})",
                                    "entities") from None
-        fields[key] = value
-    await form.close()
+    finally:
+        await form.close()
     if audio is None:
         raise RequestError(400, "no 'file' field: upload the audio as multipart field "
                                 "'file'", "file", "missing_file")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,8 @@ from ..entities import MAX_ENTITY_CHARS
 from ..models import DEFAULT_MODEL
 
 MiB = 1 << 20
-API_KEY_ENV = "CTC_BIASING_API_KEY"  # the bearer token, when --api-key is not given
+API_KEY_ENV = "CTC_BIASING_API_KEY"  # the bearer token, when the config gives none
+API_KEY_FILE_ENV = "CTC_BIASING_API_KEY_FILE"  # a file holding it (not in argv or `ps`)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,11 @@ class ServerConfig:
     max_pending: int = 64  # requests in flight before new ones get 503
     list_cache: int = 16  # compiled entity lists kept per decoding process
     limits: Limits = field(default_factory=Limits)
-    api_key: str | None = None  # bearer token every transcription request must carry
+    api_key: str | None = None  # bearer token every request but /healthz and /readyz must
+    # carry; None: $CTC_BIASING_API_KEY, else the file $CTC_BIASING_API_KEY_FILE names,
+    # else no key (and then only loopback clients are served)
+    body_timeout_s: float = 60.0  # a request body not received within this is refused (408)
+    health_interval_s: float = 2.0  # how often idle decoding processes are checked
 
     def __post_init__(self) -> None:
         for name, low in (("workers", 0), ("max_batch", 1), ("max_pending", 1),
@@ -75,10 +81,32 @@ class ServerConfig:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if not (isinstance(self.max_wait_ms, (int, float)) and 0 <= self.max_wait_ms <= 10_000):
             raise ValueError(f"max_wait_ms must be from 0 to 10000, got {self.max_wait_ms!r}")
+        for name in ("body_timeout_s", "health_interval_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key is empty: give a token or None")
         if self.adapter_default and not self.adapter:
             raise ValueError("adapter_default=True needs an adapter (adapter=True or a file)")
+
+    def resolved_api_key(self) -> str | None:
+        """The key requests must carry: ``api_key``, else ``$CTC_BIASING_API_KEY``, else
+        the first line of the file ``$CTC_BIASING_API_KEY_FILE`` names; None for no key.
+        Every way of starting the server (``ctc-biasing serve``, ``uvicorn --factory``,
+        ``create_app``) resolves it here.
+
+        Raises:
+            ValueError: the key file cannot be read or is empty.
+        """
+        if self.api_key is not None:
+            return self.api_key
+        key = os.environ.get(API_KEY_ENV, "").strip()
+        if key:
+            return key
+        path = os.environ.get(API_KEY_FILE_ENV, "").strip()
+        return read_api_key(path) if path else None
 
     def transcriber_arguments(self) -> dict[str, Any]:
         """Keyword arguments of the :class:`biasing.Transcriber` every decoding process
@@ -87,3 +115,21 @@ class ServerConfig:
                     beam_width=self.beam_width, phonetic=self.phonetic,
                     adapter=self.adapter or None, list_cache=self.list_cache,
                     pronunciation_cache=False)
+
+
+def read_api_key(path: str) -> str:
+    """The key in ``path``: its first line, stripped.
+
+    Raises:
+        ValueError: the file cannot be read, is not UTF-8 text, or its first line is empty.
+    """
+    from ..readers import read_text
+
+    try:
+        text = read_text(path, "API key file")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read the API key: {err}") from None
+    key = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not key:
+        raise ValueError(f"API key file {path} is empty")
+    return key

@@ -11,18 +11,22 @@ the one that compiled its list last, so repeated lists are compiled once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
 import multiprocessing
 import warnings
-from collections import OrderedDict
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from ..decoders.lists import LRU
 from ..decoders.pronunciations import UnpronounceableEntityWarning
 from ..entities import EntityList, UnrepresentableEntityWarning
-from ..transcribe import Transcript
+from ..transcribe import Overrides, Transcript
 
 _WORKER: Any = None  # the Transcriber of a worker process
+logger = logging.getLogger(__name__)
 
 
 class WorkerDied(RuntimeError):
@@ -55,8 +59,9 @@ def _check_in_worker(entities: EntityList) -> None:
     _WORKER.decoder.compile(entities)
 
 
-def _decode_in_worker(output: Any, entities: EntityList, options: dict[str, Any]) -> Transcript:
-    return _WORKER.decode_output(output, entities, **options)
+def _decode_in_worker(output: Any, entities: EntityList, overrides: Overrides,
+                      details: dict[str, Any]) -> Transcript:
+    return _WORKER.decode_output(output, entities, overrides, **details)
 
 
 class DecodePool:
@@ -82,12 +87,15 @@ class DecodePool:
         else:
             self._executors = [self._process() for _ in range(workers)]
         self._busy = [0] * len(self._executors)
-        self._routes: OrderedDict[str, int] = OrderedDict()
+        # False from a worker's death until its replacement has loaded its model
+        self._alive = [True] * len(self._executors)
+        self._routes: LRU[str, int] = LRU(_ROUTES)  # list key -> the worker that compiled it
         self.in_process = workers == 0
 
     def _process(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(self._arguments,))
+                                   initializer=functools.partial(_start_worker,
+                                                                 self._arguments or {}))
 
     async def _run(self, index: int, call: Any, *args: Any) -> Any:
         """``call(*args)`` in worker ``index``; a worker that died (killed, out of memory) is
@@ -97,10 +105,47 @@ class DecodePool:
             return await loop.run_in_executor(self._executors[index], call, *args)
         except BrokenProcessPool:
             if not self.in_process:
-                self._executors[index].shutdown(wait=False)
-                self._executors[index] = self._process()
+                self._replace(index)
             raise WorkerDied(f"decoding worker {index} died and was restarted: retry the "
                              f"request") from None
+
+    def _replace(self, index: int) -> None:
+        """A new process for dead worker ``index``, counted out until it has loaded."""
+        if not self._alive[index]:
+            return  # already being replaced
+        self._alive[index] = False
+        self._executors[index].shutdown(wait=False)
+        self._executors[index] = self._process()
+        asyncio.get_running_loop().create_task(self._revive(index))
+
+    async def _revive(self, index: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executors[index], _ping)
+        except BrokenProcessPool:
+            self._alive[index] = True  # let the next probe replace it again
+            return
+        except Exception as err:  # noqa: BLE001 - a worker that cannot load stays out
+            logger.error("decoding worker %d failed to restart: %s", index, err)
+            return
+        self._alive[index] = True
+        logger.info("decoding worker %d restarted", index)
+
+    @property
+    def live(self) -> int:
+        """Workers up now (a dead one is counted out until its replacement has loaded)."""
+        return sum(self._alive)
+
+    async def watch(self, interval_s: float) -> None:
+        """Every ``interval_s``, ping each idle worker, so one that died while idle is
+        noticed and replaced before a request fails on it (runs until cancelled)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            for index in range(self.size):
+                if self._busy[index] or not self._alive[index]:
+                    continue
+                with contextlib.suppress(WorkerDied):
+                    await self._run(index, _ping)
 
     @property
     def size(self) -> int:
@@ -124,28 +169,30 @@ class DecodePool:
         else:
             await self._run(index, _check_in_worker, entities)
 
-    async def decode(self, output: Any, entities: EntityList, **options: Any) -> Transcript:
-        """``Transcriber.decode_output(output, entities, **options)`` in a worker."""
+    async def decode(self, output: Any, entities: EntityList, overrides: Overrides,
+                     **details: Any) -> Transcript:
+        """``Transcriber.decode_output(output, entities, overrides, **details)`` in a
+        worker (``details``: ``source``, ``duration_s``)."""
         index = self._choose(entities.key if entities else "")
         self._busy[index] += 1
         try:
             if self.in_process:
                 return await self._run(index, lambda: self._transcriber.decode_output(
-                    output, entities, **options))
-            return await self._run(index, _decode_in_worker, output, entities, options)
+                    output, entities, overrides, **details))
+            return await self._run(index, _decode_in_worker, output, entities, overrides,
+                                   details)
         finally:
             self._busy[index] -= 1
 
     def _choose(self, key: str) -> int:
-        least = min(self._busy)
+        """The least busy live worker, the one that compiled ``key`` last among equals."""
+        up = [i for i in range(self.size) if self._alive[i]] or list(range(self.size))
+        least = min(self._busy[i] for i in up)
         last = self._routes.get(key)
-        index = last if last is not None and self._busy[last] == least \
-            else self._busy.index(least)
+        index = last if last in up and self._busy[last] == least \
+            else next(i for i in up if self._busy[i] == least)
         if key:
-            self._routes[key] = index
-            self._routes.move_to_end(key)
-            while len(self._routes) > _ROUTES:
-                self._routes.popitem(last=False)
+            self._routes.put(key, index)
         return index
 
     def shutdown(self) -> None:

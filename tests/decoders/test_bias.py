@@ -8,6 +8,7 @@ from conftest import CHAR_LABELS
 
 from biasing.decoders.bias import BiasScorer, BiasState
 from biasing.decoders.compile import compile_entities
+from biasing.decoders.options import Boosting
 from biasing.entities import EntityList
 from biasing.tokenizer import CharTokenizer
 
@@ -19,7 +20,9 @@ OPTIONS = {"weight": 1.0, "unit_bonus": 0.3, "adaptive_scale": 0.5, "max_adaptiv
 def _scorer(entities: list, **changes: float) -> BiasScorer:
     compiled = compile_entities(EntityList(entities), CharTokenizer(CHAR_LABELS), CHAR_LABELS,
                                 is_bpe=False)
-    return BiasScorer(compiled, **{**OPTIONS, **changes})
+    settings = {**OPTIONS, **changes}
+    weight = settings.pop("weight")
+    return BiasScorer(compiled, weight, Boosting(**settings))  # type: ignore[arg-type]
 
 
 def _walk(scorer: BiasScorer, text: str, gap: float = 0.0,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from biasing import EntityList, build_biased_decoder
-from biasing.decoders.decoder import to_logprobs
+from biasing.decoders.inputs import to_logprobs
 
 DECODER = build_biased_decoder(CHAR_LABELS)
 V = len(CHAR_LABELS)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import CHAR_LABELS, ScriptedModel, write_tiny_quartznet
 
+import biasing
 from biasing.cli import main
 from biasing.datasets import load_dataset
 from biasing.entities import EntityList
@@ -16,6 +17,7 @@ from biasing.evaluation import (
     OutputCache,
     parse_techniques,
     plot_problem,
+    report_json,
     run_eval,
     write_report,
 )
@@ -131,6 +133,7 @@ def test_report_files(voxpopuli: Path, tmp_path: Path) -> None:
     report = write_report(run, out, {"name": "tiny"}, plot=plot_problem() is None)
     assert json.loads((out / "results.json").read_text()) == report
     assert report["dataset"]["name"] == "tiny" and report["dataset"]["n_utterances"] == 3
+    assert report["dataset"]["version"] == biasing.__version__
     assert "| subword | 0.0 |" in (out / "results.md").read_text()
     rows = (out / "hypotheses" / "subword.tsv").read_text().splitlines()
     assert rows[0] == "id\treference\thypothesis\tfound\tmissed\tfalse_alarms"
@@ -140,6 +143,38 @@ def test_report_files(voxpopuli: Path, tmp_path: Path) -> None:
     write_report(run, tmp_path / "bare", {}, plot=False)
     assert not (tmp_path / "bare" / "results.png").exists()
     assert sorted(p.name for p in out.rglob("*.tmp")) == []
+
+
+def test_the_chart_puts_error_rates_and_entity_scores_in_separate_panels(
+        voxpopuli: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the chart needs the eval extra")
+    import matplotlib.pyplot as plt
+
+    from biasing.evaluation.report import _chart
+
+    dataset = load_dataset(voxpopuli, "test")
+    lists = {u.id: EntityList(["Fremont"]) for u in dataset}
+    run = run_eval(dataset, lists, ScriptedModel(), parse_techniques("none,subword"), CONTEXT)
+    report = report_json(run, {"name": "tiny"})
+    results = report["results"]
+    figure = _chart(report)
+    try:
+        errors, entities = figure.axes
+        assert "lower is better" in errors.get_title()
+        assert "higher is better" in entities.get_title()
+        for ax, keys, labels in (
+                (errors, ["wer", "b_wer", "u_wer"], ["WER", "B-WER", "U-WER"]),
+                (entities, ["entity_precision", "entity_recall", "entity_f1"],
+                 ["precision", "recall", "F1"])):
+            assert [t.get_text() for t in ax.get_legend().get_texts()] == labels
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "subword"]
+            heights = [[bar.get_height() for bar in bars] for bars in ax.containers]
+            assert heights == [[100 * (results[name][key] or 0) for name in results]
+                               for key in keys]
+        assert results["none"]["entity_precision"] is None  # nothing output: undefined
+        assert entities.texts[0].get_text() == "n/a"  # the first bar: none's precision
+    finally:
+        plt.close(figure)
 
 
 def test_missing_plot_dependency_is_said_up_front(monkeypatch: pytest.MonkeyPatch) -> None:

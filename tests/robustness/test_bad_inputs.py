@@ -231,7 +231,8 @@ def test_numbers_in_any_numeric_type() -> None:
     assert [e.weight for e in EntityList([("A", np.float32(2)), ("B", "3"), ("C", 4)])] == [
         2.0, 3.0, 4.0]
     assert len(to_model_rate(np.zeros(3200, np.float32), 16000.0, np.int64(8000))) == 1600
-    assert BiasingOptions(g2g_variants=np.int64(2), unit_bonus=np.float32(0.5)).g2g_variants == 2
+    options = BiasingOptions.from_flat(g2g_variants=np.int64(2), unit_bonus=np.float32(0.5))
+    assert options.boosting.g2g_variants == 2 and options.boosting.unit_bonus == 0.5
 
 
 def test_threads_follow_the_cores_available(monkeypatch: pytest.MonkeyPatch) -> None:

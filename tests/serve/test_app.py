@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,17 +24,56 @@ from biasing.serve import Limits, ServerConfig, create_app
 from tests.serve.conftest import CLIPS, NAMES
 
 URL = "/v1/audio/transcriptions"
+LOOPBACK = ("127.0.0.1", 50000)  # the client address: a server without a key serves only these
 
 
 def client_for(transcriber: Any, **settings: Any) -> TestClient:
     config = ServerConfig(workers=0, **settings)
-    return TestClient(create_app(config, transcriber))
+    return TestClient(create_app(config, transcriber), client=LOOPBACK)
 
 
 @pytest.fixture(scope="module")
 def client(transcriber: Any) -> Any:
-    with client_for(transcriber, max_wait_ms=100) as c:
+    with client_for(transcriber) as c:
         yield c
+
+
+class HeldModel:
+    """The acoustic model behind a gate: a forward pass waits until the test opens it, so a
+    request is provably in flight (its audio in the model) for as long as the test needs."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.entered = threading.Event()  # a forward pass is waiting at the gate
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def forward(self, waves: Sequence[np.ndarray], layers: Sequence[int] = ()) -> Any:
+        self.entered.set()
+        assert self.gate.wait(120), "the test never opened the gate"
+        return self.model.forward(waves, layers)
+
+
+class HeldTranscriber:
+    """``transcriber`` whose model is ``held`` (the server runs its batches on
+    ``transcriber.model``; everything else is the transcriber's own)."""
+
+    def __init__(self, transcriber: Any, held: HeldModel) -> None:
+        self.transcriber = transcriber
+        self.model = held
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transcriber, name)
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    """Poll ``condition`` (a state the test waits for, not a timing window)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not {what} within {seconds} s"
+        time.sleep(0.01)
 
 
 def post(client: TestClient, clip: str = "clinic", audio: bytes | None = None,
@@ -83,12 +125,28 @@ def test_weight_zero_gives_the_unbiased_text(client: TestClient) -> None:
     assert post(client, entities="\n".join(NAMES["clinic"]), weight="0").json()["text"] == plain
 
 
-def test_concurrent_requests_each_get_their_own_list(transcriber: Any) -> None:
+def test_concurrent_requests_share_a_batch_and_each_get_their_own_list(
+        transcriber: Any) -> None:
+    """The first request is held in the model until the others have all reached the
+    batcher: they then make one forward pass together, whatever the timing, and each
+    is decoded with its own list."""
     jobs = [(clip, names) for clip, names in NAMES.items()] * 2 + \
         [(clip, None) for clip in NAMES]
     want = {(clip, bool(names)): expected(transcriber, clip, names).text
             for clip, names in jobs}
-    with client_for(transcriber, max_wait_ms=300, max_batch=16) as client:
+    held = HeldModel(transcriber.model)
+    with client_for(HeldTranscriber(transcriber, held), max_wait_ms=0,
+                    max_batch=16) as client:
+        batcher = client.app.state.server.batcher
+        arrived: list[int] = []
+        forward = batcher.forward
+
+        async def counted(wave: np.ndarray, layers: Sequence[int] = ()) -> Any:
+            arrived.append(len(wave))  # then queued, in the same step of the event loop
+            return await forward(wave, layers)
+
+        batcher.forward = counted
+
         def send(job: tuple[str, list[str] | None]) -> str:
             clip, names = job
             fields = {"entities": "\n".join(names)} if names else {}
@@ -97,15 +155,48 @@ def test_concurrent_requests_each_get_their_own_list(transcriber: Any) -> None:
             return str(response.json()["text"])
 
         with ThreadPoolExecutor(len(jobs)) as pool:
-            got = list(pool.map(send, jobs))
-        batcher = client.app.state.server.batcher
-        assert batcher.items == len(jobs)
-        assert batcher.batches < len(jobs)  # some requests shared a forward pass
+            try:
+                first = pool.submit(send, jobs[0])
+                assert held.entered.wait(120), "the first request never reached the model"
+                rest = [pool.submit(send, job) for job in jobs[1:]]
+                wait_until(lambda: len(arrived) == len(jobs), "all queued")
+            finally:
+                held.gate.set()
+            got = [first.result(), *(future.result() for future in rest)]
+        assert (batcher.batches, batcher.items) == (2, len(jobs))  # the held one, the rest
     for (clip, names), text in zip(jobs, got):
         assert text == want[clip, bool(names)], (clip, names)
         for other, other_names in NAMES.items():  # no other request's names leak in
             if other != clip or not names:
                 assert not any(n in text for n in other_names), (clip, names, text)
+
+
+def test_a_stopping_app_finishes_the_request_in_flight(transcriber: Any) -> None:
+    """Shutdown waits for the request held in the model, and refuses new ones meanwhile."""
+    held = HeldModel(transcriber.model)
+    client = client_for(HeldTranscriber(transcriber, held))
+    client.__enter__()  # left from another thread below, while the request is held
+    server = client.app.state.server
+    with ThreadPoolExecutor(2) as pool:
+        stopped = None
+        try:
+            in_flight = pool.submit(post, client)
+            assert held.entered.wait(120), "the request never reached the model"
+            stopped = pool.submit(client.__exit__, None, None, None)
+            wait_until(lambda: server.stopping, "stopping")
+            assert client.get("/readyz").json()["status"] == "stopping"
+            refused = post(client)
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "shutting_down"
+            assert not in_flight.done() and not stopped.done()
+        finally:
+            held.gate.set()
+            if stopped is None:
+                client.__exit__(None, None, None)
+        response = in_flight.result()
+        stopped.result()
+    assert response.status_code == 200, response.text
+    assert response.json() == {"text": expected(transcriber, "clinic").text}
 
 
 def test_a_list_is_compiled_once_across_requests(client: TestClient, transcriber: Any) -> None:

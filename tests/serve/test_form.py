@@ -6,6 +6,7 @@ import pytest
 
 from biasing.serve.form import RequestError, parse_entities, parse_fields
 from biasing.serve.settings import Limits, ServerConfig
+from biasing.transcribe import Overrides
 
 LIMITS = Limits(entities=5, entity_chars=20)
 
@@ -26,7 +27,7 @@ def test_json_lists_of_strings_pairs_and_objects() -> None:
     ("a\nb\nc\nd\ne\nf", 413, "6 entries, more than this server's limit of 5"),
     ("x" * 21, 413, "21 characters long"),
     ("Kaiyo\tlots", 400, "weight 'lots' of 'Kaiyo' is not a number"),
-    ("Kaiyo\t-1", 400, "expected a finite number > 0"),
+    ("Kaiyo\t-1", 400, "expected a number > 0 and at most 1000"),
     ('["Kaiyo", 3]', 400, "entities item 2 is 3"),
     ('["Kaiyo"', 400, "not valid JSON"),
     ('[{"text": "a", "weight": "x"}]', 400, "weight 'x' is not a number"),
@@ -63,8 +64,8 @@ def test_openai_fields_are_accepted_and_ours_parsed() -> None:
                            "merge_spots": "true", "response_format": "verbose_json"}, LIMITS)
     assert parsed.response_format == "verbose_json"
     assert [e.text for e in parsed.entities] == ["Kaiyo"]
-    assert (parsed.weight, parsed.adapter, parsed.merge_spots, parsed.phonetic) == \
-        (2.0, False, True, None)
+    assert parsed.overrides == Overrides(weight=2.0, phonetic=None, adapter=False,
+                                         merge_spots=True)
 
 
 def test_settings_refuse_nonsense() -> None:

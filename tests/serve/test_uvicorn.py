@@ -1,27 +1,77 @@
 """One request end to end against ``ctc-biasing serve`` (uvicorn, a decoding process) on a
-free loopback port, then a graceful stop; and the bind rules of the command."""
+free loopback port, then a graceful stop; and the bind rules of the command.
+
+The server runs the command's own ``main`` with one change: while the file ``$HOLD``
+exists, the acoustic model's forward passes wait (after creating ``$HOLD.entered``), so
+the test can keep a request in flight for as long as it needs, without sleeping."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 
 pytest.importorskip("torch")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 httpx = pytest.importorskip("httpx", reason="the serve extra is not installed")
 from biasing.cli import main
 from tests.serve.conftest import CLIPS, NAMES
+
+HELD_SERVE = """
+import os, sys, time
+from pathlib import Path
+
+import biasing.transcribe
+
+hold = Path(os.environ["HOLD"])
+
+
+class Held(biasing.transcribe.Transcriber):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        forward = self.model.forward
+
+        def held(waves, layers=()):
+            if hold.exists():
+                Path(f"{hold}.entered").touch()
+                while hold.exists():
+                    time.sleep(0.01)
+            return forward(waves, layers)
+
+        self.model.forward = held
+
+
+biasing.transcribe.Transcriber = Held
+from biasing.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    """Poll ``condition`` (a state the test waits for, not a timing window)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not {what} within {seconds} s"
+        time.sleep(0.05)
+
+
+def readyz(url: str) -> dict:
+    return httpx.get(f"{url}/readyz", timeout=5).json()
+
+
+def refuses_connections(port: int) -> bool:
+    """Whether nothing listens on ``port`` any more (the server has begun to stop)."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def free_port() -> int:
@@ -30,13 +80,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_a_real_server_transcribes_and_stops_gracefully() -> None:
+def test_a_real_server_transcribes_and_stops_gracefully(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "biasing.cli", "serve", "--port",
+    hold = tmp_path / "hold"
+    server = subprocess.Popen([sys.executable, "-c", HELD_SERVE, "serve", "--port",
                                str(port), "--workers", "1", "--threads", "1",
                                "--api-key", "k", "--log-level", "warning"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "HOLD": str(hold)})
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -58,29 +110,38 @@ def test_a_real_server_transcribes_and_stops_gracefully() -> None:
             "doctor Przybylski switched the patient to tirzepatide last week"
         assert httpx.post(f"{url}/v1/audio/transcriptions",
                           files={"file": ("c.ogg", CLIPS["clinic"])}).status_code == 401
-        # a decoding process that dies is replaced: its request is told to retry, the next
-        # one is served
+        # a decoding process that dies while idle is noticed without a request: /readyz
+        # counts it out until its replacement has loaded, and then requests are served
         for worker in spawned_children(server.pid):
             os.kill(worker, signal.SIGKILL)
-        died = httpx.post(f"{url}/v1/audio/transcriptions",
-                          files={"file": ("clinic.ogg", CLIPS["clinic"])},
-                          headers={"Authorization": "Bearer k"}, timeout=120)
-        assert died.status_code == 503
-        assert died.json()["error"]["code"] == "worker_died"
+        wait_until(lambda: readyz(url)["live_workers"] == 0, "counted out", 60)
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        wait_until(lambda: readyz(url)["live_workers"] == 1, "replaced", 120)
         again = httpx.post(f"{url}/v1/audio/transcriptions",
                            files={"file": ("clinic.ogg", CLIPS["clinic"])},
                            data={"entities": "\n".join(NAMES["clinic"])},
                            headers={"Authorization": "Bearer k"}, timeout=120)
         assert again.status_code == 200, again.text
         assert "Przybylski" in again.json()["text"]
-        # a request in flight when SIGTERM comes is finished before the server exits
+        # a request in flight (held in the model) when SIGTERM comes is finished before the
+        # server exits: SIGTERM goes once the request is in the model, the request is let go
+        # once the server has stopped listening
+        hold.touch()
         with ThreadPoolExecutor(1) as pool:
-            in_flight = pool.submit(httpx.post, f"{url}/v1/audio/transcriptions",
-                                    files={"file": ("long.wav", long_clip())},
-                                    headers={"Authorization": "Bearer k"}, timeout=120)
-            time.sleep(0.5)
-            server.send_signal(signal.SIGTERM)
-            assert in_flight.result().status_code == 200
+            try:
+                in_flight = pool.submit(httpx.post, f"{url}/v1/audio/transcriptions",
+                                        files={"file": ("clinic.ogg", CLIPS["clinic"])},
+                                        data={"entities": "\n".join(NAMES["clinic"])},
+                                        headers={"Authorization": "Bearer k"}, timeout=120)
+                wait_until(Path(f"{hold}.entered").exists, "in the model")
+                server.send_signal(signal.SIGTERM)
+                wait_until(lambda: refuses_connections(port), "stopped listening")
+                assert not in_flight.done() and server.poll() is None
+            finally:
+                hold.unlink()
+            finished = in_flight.result()
+        assert finished.status_code == 200, finished.text
+        assert "Przybylski" in finished.json()["text"]
         code = server.wait(60)
     finally:
         if server.poll() is None:
@@ -99,14 +160,6 @@ def spawned_children(pid: int) -> list[int]:
                 found.append(int(child))
     assert found, "no decoding process found"
     return found
-
-
-def long_clip() -> bytes:
-    """The four example clips, five times over (about 80 s): a request that takes a while."""
-    waves = [soundfile.read(io.BytesIO(audio), dtype="float32")[0] for audio in CLIPS.values()]
-    out = io.BytesIO()
-    soundfile.write(out, np.concatenate(waves * 5), 16000, format="WAV")
-    return out.getvalue()
 
 
 def test_binding_beyond_loopback_needs_a_key(capsys: pytest.CaptureFixture[str],

@@ -90,7 +90,7 @@ class QuartzNetModel:
     def layer_size(self, layer: int) -> int:
         """Channels of block ``layer``'s output (``hidden[layer]``)."""
         self._check_layer(layer)
-        return int(self.network.blocks[layer].residual.out_channels)
+        return int(self.network.blocks[layer].residual.out_channels)  # type: ignore[union-attr,arg-type]
 
     def output_layer(self, representation: torch.Tensor) -> torch.Tensor:
         """The output layer (``head``, a pointwise convolution) on (..., channels) input:

@@ -1,0 +1,134 @@
+"""The decoder's stages, in order, over typed hypotheses.
+
+1. **search**: the CTC prefix beam search (:mod:`.search`) with the context graph's bonuses
+   (:mod:`.bias`, bolder by ``verified_boost`` when the phonetic stage will check them) and
+   the LM with the BOOST class for listed words it does not know (:mod:`.language_model`);
+2. **respell**: decoded words that spell an entity get its listed spelling
+   (:mod:`.respell`);
+3. **phonetic** (phone posteriors and a list): the best hypotheses are verified, looked up
+   and rescored on the phone head (:mod:`.phonetic`);
+4. **unit spots** (``merge_spots``): entities spotted in the model's own units are placed
+   into the best hypothesis (:mod:`.unit_spots`).
+
+With no list (or weight 0) only stage 1 runs and the output is the unbiased search's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .bias import BiasScorer
+from .hotwords import HotwordScorer
+from .hypothesis import Hypothesis
+from .language_model import BoostedLanguageModel, LanguageModel, ScoringModel
+from .lists import Spelled
+from .lookup import greedy_words
+from .options import BiasingOptions
+from .phonetic import PhoneEvidence, phonetic_rescore
+from .pronunciations import ListPronunciations, PhoneSet
+from .respell import respell
+from .search import SearchParams, SearchResult, search
+from .spotting import SpotOptions
+from .unit_spots import merge_unit_spots
+
+__all__ = ["Phones", "Stages", "run_stages"]
+
+
+@dataclass(frozen=True)
+class Phones:
+    """The phone head's evidence for the phonetic stage."""
+
+    logprobs: np.ndarray  # (frames, phone labels) log-probabilities on the output's frames
+    phone_set: PhoneSet  # the head's labels and the lexicon
+    pronunciations: ListPronunciations  # the list's pronunciations on those labels
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What one decode call runs."""
+
+    labels: Sequence[str]  # the decoder's labels
+    is_bpe: bool  # sentencepiece labels ("▁" starts a word)
+    blank: int  # index of the CTC blank
+    params: SearchParams  # beam width, pruning, and how far to force entity units
+    options: BiasingOptions  # biasing settings
+    language_model: ScoringModel | None = None
+    hotwords: HotwordScorer | None = None  # pyctcdecode's hotwords, if asked for
+    lm_start_state: Any = None
+    spelled: Spelled | None = None  # the compiled list; None: no biasing
+    phones: Phones | None = None  # None: no phonetic stage
+
+
+def run_stages(logprobs: np.ndarray, stages: Stages, n_best: int | None = None,
+               ) -> list[Hypothesis]:
+    """The ``n_best`` best hypotheses (all when None) of (frames, labels) log-probabilities,
+    best first (module docs)."""
+    results = _search(logprobs, stages)
+    if stages.phones is None or stages.spelled is None:
+        out = [_respelled(r, stages.spelled) for r in results[:n_best]]
+    else:
+        out = _phonetic(results, logprobs, stages, n_best)
+    if stages.options.spotting.merge_spots and stages.spelled is not None and out:
+        best = out[0]
+        words, matches = merge_unit_spots(list(best.words), list(best.entities), logprobs,
+                                          stages.blank, stages.spelled,
+                                          stages.options.weight, stages.options.spotting)
+        if words != best.words:
+            out[0] = best.with_words(words, matches)
+    return out
+
+
+def _search(logprobs: np.ndarray, stages: Stages) -> list[SearchResult]:
+    """Stage 1: the beam search, biased when there is a list."""
+    bias, language_model = None, stages.language_model
+    spelled, options = stages.spelled, stages.options
+    if spelled is not None:
+        weight = options.weight
+        if stages.phones is not None:
+            weight *= options.phonetic.verified_boost
+        bias = BiasScorer(spelled.compiled, weight, options.boosting)
+        boost_logp = options.boosting.lm_boost_logp
+        if spelled.boost and isinstance(language_model, LanguageModel) \
+                and boost_logp is not None:
+            language_model = BoostedLanguageModel(language_model, spelled.boost, boost_logp)
+    return search(logprobs, stages.labels, stages.is_bpe, stages.params, language_model,
+                  stages.hotwords, bias, stages.lm_start_state)
+
+
+def _respelled(result: SearchResult, spelled: Spelled | None) -> Hypothesis:
+    """Stage 2: a search result as a hypothesis, entities in their listed spelling."""
+    if spelled is None:
+        return Hypothesis(result.text, result.words, [], result.logit_score, result.score,
+                          lm_state=result.lm_state)
+    compiled = spelled.compiled
+    words, matches = respell(result.words, compiled.spelling, compiled.max_words)
+    return Hypothesis(" ".join(w for w, _ in words), words, matches, result.logit_score,
+                      result.score, lm_state=result.lm_state)
+
+
+def _phonetic(results: list[SearchResult], logprobs: np.ndarray, stages: Stages,
+              n_best: int | None) -> list[Hypothesis]:
+    """Stage 3: the best ``rescore_n_best`` beams verified, looked up and rescored (they
+    come first); the other beams follow unchanged."""
+    assert stages.phones is not None and stages.spelled is not None
+    options, phones = stages.options, stages.phones
+    settings = options.phonetic
+    rescored = max(1, settings.rescore_n_best)
+    entities = stages.spelled.compiled.entities
+    evidence = PhoneEvidence(phones.logprobs, phones.phone_set, settings.phone_floor,
+                             settings.phone_deletion)
+    spotter = SpotOptions(settings.lookup_bonus, options.spotting.spot_max_cost,
+                          options.spotting.spot_blank_gate, floor=settings.phone_floor)
+    out = phonetic_rescore(
+        [_respelled(r, stages.spelled) for r in results[:rescored]], evidence,
+        phones.pronunciations, [e.text for e in entities],
+        greedy_words(logprobs, stages.labels, stages.is_bpe), settings, spotter,
+        options.boosting.full_bonus_chars, [options.weight * e.weight for e in entities])
+    if n_best is None or n_best > len(out):
+        rest = results[rescored:None if n_best is None else rescored + n_best]
+        out.extend(_respelled(r, stages.spelled) for r in rest)
+    return out[:n_best]
