@@ -173,15 +173,19 @@ class Server:
 
 
 def _read_audio(data: bytes, filename: str, rate: int, limits: Limits) -> Any:
-    from ..audio import audio_info, decode_audio
+    from ..audio import audio_info, check_audio_size, decode_audio
 
-    name = f"uploaded file {filename!r}"
+    name = f"uploaded file {filename[:80]!r}"
     if not data:
         raise RequestError(400, f"{name} is empty", "file")
     try:
         info = audio_info(data, name)
     except ValueError as err:
         raise RequestError(415, str(err), "file", "unsupported_audio") from None
+    try:  # what the header declares, before a sample is decoded (a small file may declare GBs)
+        check_audio_size(info, name)
+    except ValueError as err:
+        raise RequestError(413, str(err), "file", "audio_too_large") from None
     if info.duration_s > limits.audio_s:
         raise RequestError(413, f"{name} is {info.duration_s:.1f} s long, more than this "
                                 f"server's limit of {limits.audio_s:g} s", "file",
