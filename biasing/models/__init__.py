@@ -37,8 +37,9 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MODEL_KINDS", "AcousticModel", "BiasableModel", "ModelOutput", "available_cores", "default_model_dir",
-           "files_fingerprint", "forward_long", "greedy_labels", "load_model", "set_threads"]
+__all__ = ["MODEL_KINDS", "AcousticModel", "BiasableModel", "ModelOutput", "available_cores",
+           "default_model_dir", "files_fingerprint", "forward_long", "free_cores",
+           "greedy_labels", "load_model", "set_threads"]
 
 # Spec prefixes understood by ``load_model``, with what follows the colon.
 MODEL_KINDS: dict[str, str] = {
@@ -264,6 +265,58 @@ def available_cores() -> int:
     return max(1, cores)
 
 
+def free_cores(sample_s: float = 0.1) -> int:
+    """Cores free for this process now: :func:`available_cores` less what other work keeps
+    busy on them, read from ``/proc/stat`` over ``sample_s`` seconds (the load average lags
+    by a minute); at least 1. Where ``/proc/stat`` cannot be read, the cores available.
+
+    On a machine other processes keep busy, asking torch for every core makes its threads
+    wait on each other: ``benchmarks/threads_under_load.py`` measures it.
+    """
+    cores = available_cores()
+    mine = _affinity()
+    before = _cpu_times(mine)
+    if before is None:
+        return cores
+    time.sleep(sample_s)
+    after = _cpu_times(mine)
+    if after is None:
+        return cores
+    busy = after[0] - before[0]
+    total = after[1] - before[1]
+    if total <= 0:
+        return cores
+    busy_cores = len(mine) * busy / total
+    return max(1, min(cores, math.floor(len(mine) - busy_cores + 0.5)))
+
+
+def _affinity() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return set(range(os.cpu_count() or 1))
+
+
+def _cpu_times(cpus: set[int]) -> tuple[float, float] | None:
+    """(busy, total) jiffies summed over ``cpus`` from ``/proc/stat``; None where unreadable."""
+    try:
+        with open("/proc/stat") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return None
+    busy = total = 0.0
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu" or int(name[3:] or -1) not in cpus:
+            continue
+        values = [float(v) for v in rest.split()]
+        idle = values[3] + (values[4] if len(values) > 4 else 0.0)  # idle + iowait
+        spent = sum(values[:8])  # guest time is already inside user and nice
+        busy += spent - idle
+        total += spent
+    return (busy, total) if total > 0 else None
+
+
 def _cgroup_cpu_quota() -> float | None:
     """CPUs allowed by the cgroup (v2 ``cpu.max`` or v1 ``cfs_quota_us``), None when none."""
     try:
@@ -312,9 +365,9 @@ _TRIMMED = -math.inf  # when trim_memory last ran (time.monotonic)
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads (process wide): ``threads``, or the cores this process
-    may use. On a machine other processes keep busy, fewer threads than cores (often 1)
-    keep the speed predictable: waiting threads spin. Returns the number set.
+    """Set torch's intra-op threads (process wide): ``threads``, or the cores free for this
+    process now (:func:`free_cores`: the cores it may use less those other work keeps busy;
+    threads that wait for a busy core spin and slow each other). Returns the number set.
 
     Raises:
         ValueError: ``threads`` is not a positive integer.
@@ -322,7 +375,7 @@ def set_threads(threads: int | None = None) -> int:
     import torch
 
     if threads is None:
-        threads = available_cores()
+        threads = free_cores()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     torch.set_num_threads(int(threads))
