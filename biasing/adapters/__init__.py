@@ -1,4 +1,4 @@
-"""Encoder biasing: the contextual adapter (``METHOD.md``, "Encoder biasing").
+"""Encoder biasing: the contextual adapter (docs/method.md, docs/adapter.md).
 
 A small module, trained while the base CTC model stays frozen, that attends from the
 model's intermediate layers to the listed entities (plus a learnt ``<no-bias>``) and shifts

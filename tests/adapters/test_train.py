@@ -109,3 +109,16 @@ def test_model_without_layers_fails_before_training(data: Path, tmp_path: Path) 
 
     with pytest.raises(ValueError, match="does not expose the layers"):
         train_adapter(Plain(), [data], tmp_path, OPTIONS, log=lambda _: None)
+
+
+def test_the_seed_decides_the_whole_run(tiny, data: Path, tmp_path: Path) -> None:
+    def weights(folder: Path, seed: int) -> dict[str, np.ndarray]:
+        options = replace(OPTIONS, max_steps=2, validate_every=2, seed=seed)
+        path = train_adapter(tiny, [data], folder, options, log=lambda _: None)
+        return {k: v.detach().numpy() for k, v in load_adapter(path, tiny).module.state_dict()
+                .items()}
+
+    first, again = weights(tmp_path / "a", 3), weights(tmp_path / "b", 3)
+    other = weights(tmp_path / "c", 4)
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert any(not np.array_equal(first[k], other[k]) for k in first)
