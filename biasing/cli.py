@@ -210,6 +210,8 @@ def _decode(args: argparse.Namespace) -> int:
                                    tokenizer=args.tokenizer, phone_labels=phone_labels,
                                    **options)
     logits = _load_logits(args.logits, args.log_softmax)
+    if decoder.alphabet.appended_blank:
+        _check_appended_blank(logits, decoder.labels, args.labels)
     phones = None if args.phones is None else _load_logits(args.phones, False, "phones")
     best = decoder.decode_hypotheses(logits, beam_width=args.beam_width, entities=entities,
                                      phones=phones)[0]
@@ -224,6 +226,22 @@ def _decode(args: argparse.Namespace) -> int:
                      for m in best.entities],
     }, True)
     return 0
+
+
+def _check_appended_blank(logits: np.ndarray, labels: list[str], path: str) -> None:
+    """The labels file has no blank, so the decoder put one in the last column: refuse when
+    another column is clearly where the model's blank is (the commonest best label, as the
+    blank is in CTC output), instead of decoding garbage."""
+    if logits.ndim != 2 or len(logits) == 0 or logits.shape[1] != len(labels):
+        return  # the decoder names the shape mismatch
+    best = np.bincount(np.asarray(logits).argmax(axis=1), minlength=len(labels))
+    top = int(best.argmax())
+    if top != len(labels) - 1 and best[top] >= best[-1] + 0.1 * len(logits):
+        raise ValueError(
+            f"{path} has no blank (an empty line), so the decoder added one as the last "
+            f"column ({len(labels) - 1}); but column {top} ({labels[top]!r}) is the best label "
+            f"in {best[top] / len(logits):.0%} of the frames, as a CTC blank is: put an empty "
+            f"line at line {top + 1} of {path} (where the model has its blank)")
 
 
 # ------------------------------------------------------------------------ transcribe
@@ -494,16 +512,15 @@ def _transcribe_corpus(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- serve
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
-    from .serve import API_KEY_ENV, Limits, ServerConfig, create_app
+    from .serve import API_KEY_FILE_ENV, Limits, ServerConfig, create_app
+    from .serve.access import is_loopback
+    from .serve.settings import read_api_key
 
     options = decoder_options(args.set, args.weight)
     _check_options(options)
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    if not _is_loopback(args.host) and api_key is None:
-        raise ValueError(f"--host {args.host} lets other machines in: give --api-key KEY (or "
-                         f"set {API_KEY_ENV}) so that only callers with the key are served")
+    if args.api_key and args.api_key_file:
+        raise ValueError("give --api-key or --api-key-file, not both")
+    api_key = args.api_key or (read_api_key(args.api_key_file) if args.api_key_file else None)
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be from 1 to 65535, got {args.port}")
     limits = Limits(audio_bytes=int(args.max_audio_mb * (1 << 20)), audio_s=args.max_audio_s,
@@ -514,7 +531,12 @@ def _serve(args: argparse.Namespace) -> int:
                           adapter=args.adapter, adapter_default=args.adapter_default,
                           options=options, workers=args.workers, max_batch=args.max_batch,
                           max_wait_ms=args.max_wait_ms, max_pending=args.max_pending,
-                          list_cache=args.list_cache, limits=limits, api_key=api_key)
+                          list_cache=args.list_cache, limits=limits, api_key=api_key,
+                          body_timeout_s=args.body_timeout_s)
+    if not is_loopback(args.host) and config.resolved_api_key() is None:
+        raise ValueError(f"--host {args.host} lets other machines in: give a key "
+                         f"(--api-key-file FILE, or ${API_KEY_FILE_ENV}) so that only callers "
+                         f"with the key are served")
     import uvicorn
 
     from .serve.workers import quiet_list_warnings
@@ -523,17 +545,6 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(create_app(config), host=args.host, port=args.port,
                 log_level=args.log_level, timeout_graceful_shutdown=args.graceful_s)
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # ---------------------------------------------------------------------------- parser
@@ -595,7 +606,7 @@ def _add_transcribe(commands: _Commands) -> None:
     transcribe.add_argument("--adapter", nargs="?", const=True, metavar="FILE",
                             help="shift the model's output toward the list with a contextual "
                                  "adapter first: the model folder's adapter.npz, or FILE "
-                                 "(off by default; see the README)")
+                                 "(off by default; see docs/adapter.md)")
     transcribe.add_argument("--attention-plot", metavar="OUT.png",
                             help="draw the adapter's attention (frames x entities) with the "
                                  "words along the top (implies --adapter); OUT-1.png, "
@@ -624,7 +635,7 @@ def _add_eval(commands: _Commands) -> None:
                           help="with --distractors: own entities + distractors up to N")
     evaluate.add_argument("--seed", type=int, default=0, help="of the distractor draws")
     _add_decoder_arguments(evaluate)
-    evaluate.add_argument("--techniques", default="none,hotwords,subword",
+    evaluate.add_argument("--techniques", default="none,subword,all",
                           help="comma-separated names of the techniques listed below "
                                "(default %(default)s)")
     evaluate.add_argument("--adapter", help="contextual adapter file for the adapter and "
@@ -729,17 +740,23 @@ def _add_serve(commands: _Commands) -> None:
     serve = commands.add_parser(
         "serve", help="HTTP server: POST /v1/audio/transcriptions with a per-request entity "
                       "list (the serve extra)",
-        epilog="Binds 127.0.0.1 by default; any other address needs --api-key (or the "
-               "CTC_BIASING_API_KEY environment variable), which every transcription "
-               "request must then send as 'Authorization: Bearer KEY'. Ctrl-C or SIGTERM "
-               "finishes the requests in flight, then stops.")
+        epilog="Binds 127.0.0.1 by default. With a key (--api-key-file FILE, or the "
+               "environment: CTC_BIASING_API_KEY_FILE names a file, CTC_BIASING_API_KEY "
+               "holds the key) every request but /healthz and /readyz must send "
+               "'Authorization: Bearer KEY'; without one only this machine is served, and "
+               "any other --host is refused. Prefer the file or the environment to "
+               "--api-key, which other users see in ps. Ctrl-C or SIGTERM finishes the "
+               "requests in flight, then stops.")
     _add_model_arguments(serve)
     _add_decoder_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default "
                                                            "127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--api-key", help="bearer token required of every transcription "
-                                         "request (default: $CTC_BIASING_API_KEY)")
+    serve.add_argument("--api-key-file", metavar="FILE",
+                       help="file whose first line is the bearer token every request must "
+                            "send (default: $CTC_BIASING_API_KEY_FILE, $CTC_BIASING_API_KEY)")
+    serve.add_argument("--api-key", help="the token itself (visible in ps: prefer "
+                                         "--api-key-file or the environment)")
     serve.add_argument("--no-phonetic", action="store_true",
                        help="do not use the model's phone head")
     serve.add_argument("--adapter", nargs="?", const=True, metavar="FILE",
@@ -766,6 +783,9 @@ def _add_serve(commands: _Commands) -> None:
                        help="most entries in one request's list")
     serve.add_argument("--graceful-s", type=float, default=30.0,
                        help="seconds to finish requests in flight on shutdown")
+    serve.add_argument("--body-timeout-s", type=float, default=60.0,
+                       help="a request whose body has not arrived within this is refused "
+                            "(408)")
     serve.add_argument("--log-level", default="info",
                        choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(run=_serve)

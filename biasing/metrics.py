@@ -1,6 +1,6 @@
 """Recognition metrics over normalised words: WER, entity precision/recall/F1, B-WER/U-WER.
 
-Definitions (docs/METHOD.md, "Metrics"):
+Definitions (docs/evaluation.md, "Metrics"):
 
 - WER = (S + D + I) / N over the words of :func:`normalize_text`.
 - Entity precision / recall / F1 from a word alignment (:func:`align`): an entity occurrence

@@ -116,9 +116,9 @@ class Transcriber:
             output toward the list before decoding: True uses the model folder's
             ``adapter.npz`` (the bundled model has one); a path or an ``Adapter`` uses that
             one; None (default) or False none. Off by default: on the tuning split it adds
-            little to the decoder's techniques and costs WER on general speech (README,
-            "Contextual adapter"). It runs only for a non-empty list and a non-zero
-            ``weight``.
+            little to the decoder's techniques and costs WER on general speech
+            (docs/adapter.md, docs/tuning.md). It runs only for a non-empty list and a
+            non-zero ``weight``.
         list_cache: entity lists kept compiled in memory, in one cache (context graph,
             spellings, unit trie, pronunciations, adapter vectors), keyed by content;
             default ``DEFAULT_LIST_CACHE`` (16).

@@ -110,6 +110,24 @@ def test_errors_are_one_line(inputs: dict[str, Path], capsys: pytest.CaptureFixt
         assert main(args + ["--skip-unrepresentable"]) == 0
 
 
+def test_labels_without_the_models_blank_are_refused(inputs: dict[str, Path],
+                                                     capsys: pytest.CaptureFixture) -> None:
+    # the model has its blank in column 0; the labels file lists the other labels only
+    logits = np.load(inputs["logits"])
+    blank = CHAR_LABELS.index("")
+    np.save(inputs["logits"], np.concatenate([logits[:, [blank]],
+                                              np.delete(logits, blank, axis=1)], axis=1))
+    inputs["labels"].write_text("\n".join(x for x in CHAR_LABELS if x) + "\n", encoding="utf-8")
+    args = ["decode", "--logits", str(inputs["logits"]), "--labels", str(inputs["labels"])]
+    assert main(args) == 2
+    assert "has no blank (an empty line)" in capsys.readouterr().err
+    # with the blank where the model has it, the same logits decode
+    inputs["labels"].write_text("\n" + "\n".join(x for x in CHAR_LABELS if x) + "\n",
+                                encoding="utf-8")
+    assert main(args) == 0
+    assert capsys.readouterr().out == "we met in fremond today\n"
+
+
 def test_console_script(inputs: dict[str, Path]) -> None:
     exe = shutil.which("ctc-biasing")
     if exe is None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from .form import RequestError
-from .settings import API_KEY_ENV, Limits, ServerConfig
+from .settings import API_KEY_ENV, API_KEY_FILE_ENV, Limits, ServerConfig
 
-__all__ = ["API_KEY_ENV", "Limits", "RequestError", "ServerConfig", "create_app"]
+__all__ = ["API_KEY_ENV", "API_KEY_FILE_ENV", "Limits", "RequestError", "ServerConfig",
+           "create_app"]
 
 
 def create_app(config: ServerConfig | None = None, transcriber: Any = None) -> Any:

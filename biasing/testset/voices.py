@@ -35,7 +35,7 @@ class Voice:
     voice_id: str  # the engine's own name for the voice ("slt", "mb-us1", ...)
     gender: str  # "female" or "male"
     accent: str  # "en_us", "en_gb" or "en_sc" (Scottish)
-    license: str  # license of the voice data (the engine's is in README.md)
+    license: str  # license of the voice data (the engine's is in docs/make-testset.md)
     default: bool = True  # used when --voices is not given (False: understood badly by ASR)
 
 
@@ -44,7 +44,7 @@ _ARCTIC = "free (CMU ARCTIC, BSD-style)"
 _RHVOICE = "LGPL-2.1+ (CMU ARCTIC data)"
 # Every voice this recipe knows; install.sh installs all of them. Voices with default=False
 # are ones QuartzNet 15x5 understands badly (greedy WER >= 0.35 on 12 Earnings-21 dev
-# sentences, against 0.17-0.34 for the others; see README.md): use them with --voices.
+# sentences, against 0.17-0.34 for the others; see docs/make-testset.md): use them with --voices.
 VOICES: tuple[Voice, ...] = (
     Voice("flite-slt", "flite", "slt", "female", "en_us", _ARCTIC),
     Voice("flite-awb", "flite", "awb", "male", "en_sc", _ARCTIC, default=False),

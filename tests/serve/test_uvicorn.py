@@ -165,5 +165,7 @@ def spawned_children(pid: int) -> list[int]:
 def test_binding_beyond_loopback_needs_a_key(capsys: pytest.CaptureFixture[str],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CTC_BIASING_API_KEY", raising=False)
+    monkeypatch.delenv("CTC_BIASING_API_KEY_FILE", raising=False)
     assert main(["serve", "--host", "0.0.0.0"]) == 2
-    assert "--host 0.0.0.0 lets other machines in: give --api-key" in capsys.readouterr().err
+    assert "--host 0.0.0.0 lets other machines in: give a key (--api-key-file FILE" in \
+        capsys.readouterr().err
