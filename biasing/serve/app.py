@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 MODELS = "/v1/models"
 _FORM_SLACK = 64 * 1024  # multipart headers and small fields, beyond audio and list
-_READERS_PER_SLOT = 4  # bodies read at once, per max_pending slot (uploads spool to disk)
 
 
 class Server:
@@ -122,7 +121,7 @@ class Server:
         at once."""
         if self.stopping:
             raise RequestError(503, "the server is shutting down", None, "shutting_down")
-        if self.reading >= _READERS_PER_SLOT * self.config.max_pending:
+        if self.reading >= self.config.max_uploads:
             raise RequestError(503, f"the server is busy ({self.reading} request bodies "
                                     f"arriving): try again shortly", None, "busy")
 

@@ -64,7 +64,9 @@ class ServerConfig:
     workers: int = 2  # decoding processes; 0 decodes in this process, one at a time
     max_batch: int = 8  # acoustic-model batch across concurrent requests
     max_wait_ms: float = 10.0  # how long the first request of a batch waits for others
-    max_pending: int = 64  # requests in flight before new ones get 503
+    max_pending: int = 64  # requests in flight (body received) before new ones get 503
+    max_uploads: int = 256  # request bodies being received at once before new ones get
+    # 503 (uploads spool to disk; a slow one is cut off after body_timeout_s)
     list_cache: int = 16  # compiled entity lists kept per decoding process
     limits: Limits = field(default_factory=Limits)
     api_key: str | None = None  # bearer token every request but /healthz and /readyz must
@@ -75,6 +77,7 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         for name, low in (("workers", 0), ("max_batch", 1), ("max_pending", 1),
+                          ("max_uploads", 1),
                           ("list_cache", 1), ("beam_width", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
