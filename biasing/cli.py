@@ -722,7 +722,9 @@ def _add_transcribe_corpus(commands: _Commands) -> None:
                "TSV (header audio<TAB>id<TAB>entities, entities separated by |). Rows "
                "already in OUTPUT are skipped, so a killed run resumes.")
     corpus.add_argument("manifest", help="JSONL or TSV manifest")
-    corpus.add_argument("--output", required=True, help="results folder")
+    corpus.add_argument("--output", required=True,
+                        help="results folder (not a symbolic link; one run at a time: "
+                             "OUTPUT/.lock)")
     corpus.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
                         help="results.jsonl, or part-NNNNN.parquet files")
     _add_model_arguments(corpus)
@@ -807,6 +809,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ctc-biasing {args.command}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as stop:  # a run that turned SIGTERM/SIGHUP into an exit to clean up
+        if stop.code in (129, 143):
+            print(f"ctc-biasing {args.command}: stopped by a signal", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

@@ -8,32 +8,32 @@ separated by ``|``; without a header the columns are ``audio`` and ``entities``)
 audio paths are taken from the manifest's folder; ``id`` defaults to the audio path as
 written and must be unique.
 
-Results go to ``OUTPUT/results.jsonl`` (one JSON object per row, flushed as each arrives)
-or ``OUTPUT/part-NNNNN.parquet`` (written atomically every ``PARQUET_ROWS`` rows). A rerun
-with the same OUTPUT skips the rows already there, so a killed run resumes where it
-stopped; a line cut short by the kill is dropped and redone.
+Results go to ``OUTPUT/results.jsonl`` or Parquet parts (:mod:`.corpus_output`: one run
+at a time, nothing opened through a symbolic link). A rerun with the same OUTPUT skips the
+rows already there, so a killed run resumes where it stopped; a line cut short by the kill
+is dropped and redone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from .corpus_output import OutputFormat, ResultWriter
 from .entities import EntityList
 from .models import trim_memory
-from .paths import atomic_write, ensure_folder
 from .raypool import ROWS_PER_CALL, RayOptions, ray_map
 from .readers import read_text
 
-RESULTS_JSONL = "results.jsonl"
-PARQUET_ROWS = 256  # rows per Parquet part file
-OutputFormat = Literal["jsonl", "parquet"]
+PROGRESS_S = 30.0  # seconds between progress lines
 
 
 @dataclass(frozen=True)
@@ -129,86 +129,6 @@ def _entities(value: Any, manifest: Path, line: int) -> tuple[str, ...] | None:
                      f"got {json.dumps(value)[:60]}")
 
 
-# ------------------------------------------------------------------------ the output
-
-class ResultWriter:
-    """Results in ``folder``: which rows are done, and appending new ones."""
-
-    def __init__(self, folder: str | os.PathLike[str], output_format: OutputFormat = "jsonl"
-                 ) -> None:
-        if output_format not in ("jsonl", "parquet"):
-            raise ValueError(f"output format must be jsonl or parquet, got {output_format!r}")
-        self.folder = ensure_folder(folder, "--output folder")
-        self.format = output_format
-        self._pending: list[dict[str, Any]] = []
-        self._stream: Any = None
-
-    def done(self) -> set[str]:
-        """Ids already written (a line cut short by a kill is removed first)."""
-        if self.format == "parquet":
-            import pyarrow.parquet as pq
-
-            found: set[str] = set()
-            for part in sorted(self.folder.glob("part-*.parquet")):
-                found.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
-            return found
-        path = self.folder / RESULTS_JSONL
-        if not path.exists():
-            return set()
-        data = path.read_bytes()
-        complete = data[:data.rfind(b"\n") + 1]
-        if len(complete) != len(data):
-            with open(path, "r+b") as stream:  # drop the partial last line
-                stream.truncate(len(complete))
-        found = set()
-        for line in complete.decode("utf-8", errors="replace").splitlines():
-            try:
-                found.add(str(json.loads(line)["id"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-        return found
-
-    def write(self, result: dict[str, Any]) -> None:
-        if self.format == "parquet":
-            self._pending.append(result)
-            if len(self._pending) >= PARQUET_ROWS:
-                self._flush_parquet()
-            return
-        if self._stream is None:
-            # kept open across rows, closed by close()
-            self._stream = open(self.folder / RESULTS_JSONL, "a",  # noqa: SIM115
-                                encoding="utf-8")
-        self._stream.write(json.dumps(result, ensure_ascii=False) + "\n")
-        self._stream.flush()
-
-    def _flush_parquet(self) -> None:
-        if not self._pending:
-            return
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pylist([_flat(r) for r in self._pending])
-        number = len(list(self.folder.glob("part-*.parquet")))
-        while (self.folder / f"part-{number:05d}.parquet").exists():
-            number += 1
-        with atomic_write(self.folder / f"part-{number:05d}.parquet") as stream:
-            pq.write_table(table, stream)
-        self._pending = []
-
-    def close(self) -> None:
-        if self.format == "parquet":
-            self._flush_parquet()
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-
-def _flat(result: dict[str, Any]) -> dict[str, Any]:
-    """A Parquet row: words and entities as JSON text (their fields vary)."""
-    return {**result, "words": json.dumps(result.get("words", [])),
-            "entities": json.dumps(result.get("entities", []))}
-
-
 # ------------------------------------------------------------------ transcribing rows
 
 class RowTranscriber:
@@ -232,6 +152,7 @@ class RowTranscriber:
         for encoded, members in groups.items():
             own = json.loads(encoded) or []
             problem = ""
+            results: list[Any]
             try:
                 entities = EntityList([*self.entities, *own], on_unrepresentable="skip")
                 results = self.transcriber.transcribe([str(audio[i]) for i in members],
@@ -283,34 +204,44 @@ def transcribe_corpus(rows: Sequence[CorpusRow], output: str | os.PathLike[str],
                       log: Callable[[str], None] = lambda line: None) -> CorpusSummary:
     """Transcribe ``rows`` into ``output``, skipping rows already there.
 
+    The folder is checked and locked (:class:`ResultWriter`) before a model loads or Ray
+    starts, and stays locked until the run ends.
+
     Args:
         rows: the manifest (:func:`read_manifest`).
-        output: results folder.
+        output: results folder (not a symbolic link; see :class:`ResultWriter`).
         arguments: keyword arguments of each :class:`biasing.Transcriber` (model, decoder).
         entities: a list added to every row's own.
         ray: run on Ray with these options; None transcribes in this process.
         threads: torch threads in this process (``ray=None``).
+        log: takes a line at the start and every ``PROGRESS_S`` seconds.
+
+    Raises:
+        ValueError, RuntimeError: the folder cannot be used (see :class:`ResultWriter`).
     """
-    writer = ResultWriter(output, output_format)
-    done = writer.done()
-    todo = [r for r in rows if r.id not in done]
-    log(f"{len(rows)} rows, {len(rows) - len(todo)} already in {output}, {len(todo)} to do")
-    written = failed = 0
-    try:
+    with contextlib.closing(ResultWriter(output, output_format)) as writer:  # no model yet
+        done = writer.done()
+        todo = [r for r in rows if r.id not in done]
+        log(f"{len(rows)} rows, {len(rows) - len(todo)} already in {output}, "
+            f"{len(todo)} to do")
+        written = failed = 0
+        report = time.monotonic() + PROGRESS_S
         results = _run_ray(todo, arguments, entities, ray, log) if ray is not None \
             else _run_local(todo, arguments, entities, threads)
-        for encoded in results:
-            record = json.loads(encoded)
-            writer.write(record)
-            written += 1
-            failed += "error" in record
-    finally:
-        writer.close()
+        with contextlib.closing(results):  # stops a Ray run on an error here too
+            for encoded in results:
+                record = json.loads(encoded)
+                writer.write(record)
+                written += 1
+                failed += "error" in record
+                if time.monotonic() >= report:
+                    log(f"{written}/{len(todo)} rows ({failed} failed)")
+                    report = time.monotonic() + PROGRESS_S
     return CorpusSummary(len(rows), len(rows) - len(todo), written, failed)
 
 
 def _run_local(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: Sequence[str],
-               threads: int | None) -> Iterator[str]:
+               threads: int | None) -> Generator[str, None, None]:
     if not rows:
         return
     worker = RowTranscriber(arguments, entities, threads)
@@ -319,7 +250,7 @@ def _run_local(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: S
 
 
 def _run_ray(rows: Sequence[CorpusRow], arguments: dict[str, Any], entities: Sequence[str],
-             options: RayOptions, log: Callable[[str], None]) -> Iterator[str]:
+             options: RayOptions, log: Callable[[str], None]) -> Generator[str, None, None]:
     actor_arguments = dict(arguments, device="cuda") if options.gpus_per_actor else arguments
     items = [{"id": r.id, "audio": r.audio, "entities": json.dumps(list(r.entities or ()))}
              for r in rows]

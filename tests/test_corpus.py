@@ -1,21 +1,33 @@
 """transcribe-corpus: manifests, per-row lists, resumable JSONL and Parquet output, in this
-process and on a local Ray instance (skipped with the reason when the ray extra is absent).
+process and on a local Ray instance (skipped with the reason when the ray extra is absent);
+the output folder: never through a symbolic link, one run at a time, checked before a model
+loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("torch")
 
 from biasing.cli import main
-from biasing.corpus import RESULTS_JSONL, ResultWriter, read_manifest, transcribe_corpus
+from biasing.corpus import read_manifest, transcribe_corpus
+from biasing.corpus_output import LOCK_FILE, RESULTS_JSONL, ResultWriter
 from biasing.raypool import RayOptions
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "data" / "examples"
 NAMES = {"booking": ["Kaiyo", "Thandiwe Okonkwo"], "clinic": ["Przybylski", "tirzepatide"],
          "invoice": ["Quetzal Robotics"], "travel": ["Reykjavik"]}
 ARGUMENTS = {"model": "default", "pronunciation_cache": False}
@@ -30,7 +42,7 @@ def write_manifest(folder: Path, clips: list[str], lists: bool = True,
     return path
 
 
-def results(folder: Path) -> dict[str, dict[str, object]]:
+def results(folder: Path) -> dict[str, dict[str, Any]]:
     lines = (folder / RESULTS_JSONL).read_text().splitlines()
     return {json.loads(line)["id"]: json.loads(line) for line in lines}
 
@@ -104,7 +116,8 @@ def test_parquet_output_resumes_too(tmp_path: Path) -> None:
     assert (summary.skipped, summary.written) == (1, 1)
     table = pq.read_table(tmp_path / "out")
     assert sorted(table.column("id").to_pylist()) == ["clinic", "travel"]
-    assert ResultWriter(tmp_path / "out", "parquet").done() == {"clinic", "travel"}
+    with contextlib.closing(ResultWriter(tmp_path / "out", "parquet")) as writer:
+        assert writer.done() == {"clinic", "travel"}
 
 
 def test_the_cli_with_a_global_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,6 +133,127 @@ def test_the_cli_with_a_global_list(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--num-actors go with Ray, which this run does not use" in capsys.readouterr().err
 
 
+# ------------------------------------------------------------------- the output folder
+
+def no_model(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a model was loaded although the output folder is unusable")
+
+
+def no_ray(*args: object, **kwargs: object) -> None:
+    raise AssertionError("Ray was started although the output folder is unusable")
+
+
+@pytest.fixture
+def refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a model or starting Ray fails the test: refusals come before either."""
+    monkeypatch.setattr("biasing.transcribe.Transcriber", no_model)
+    monkeypatch.setattr("biasing.corpus.ray_map", no_ray)
+
+
+@pytest.mark.parametrize(("output_format", "name"), [
+    ("jsonl", RESULTS_JSONL), ("jsonl", LOCK_FILE), ("parquet", "part-00000.parquet")])
+def test_a_symlink_in_the_output_folder_is_refused_and_its_target_untouched(
+        tmp_path: Path, refused: None, output_format: str, name: str) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_bytes(b"keep me\na last line without its newline")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(target)
+    rows = read_manifest(write_manifest(tmp_path, ["clinic"]))
+    with pytest.raises(ValueError, match=re.escape(f"{out / name} is a symbolic link")):
+        transcribe_corpus(rows, out, ARGUMENTS, output_format=output_format,  # type: ignore[arg-type]
+                          threads=1)
+    assert target.read_bytes() == b"keep me\na last line without its newline"
+    assert sorted(p.name for p in out.iterdir() if p.name != name) in ([], [LOCK_FILE])
+
+
+def test_a_symlinked_output_folder_is_refused(tmp_path: Path, refused: None,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "real")
+    manifest = write_manifest(tmp_path, ["clinic"])
+    assert main(["transcribe-corpus", str(manifest), "--output", str(tmp_path / "out"),
+                 "--no-ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"the output folder {tmp_path / 'out'} is a symbolic link (to " in err
+    assert list((tmp_path / "real").iterdir()) == []
+
+
+def test_a_second_run_into_the_same_folder_is_refused(
+        tmp_path: Path, refused: None, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, ["clinic"])
+    out = tmp_path / "out"
+    first = ResultWriter(out)  # what a run holds while it runs
+    try:
+        with pytest.raises(RuntimeError, match=re.escape(
+                f"another run (pid {os.getpid()}) is writing to {out}")):
+            transcribe_corpus(read_manifest(manifest), out, ARGUMENTS, threads=1)
+        assert main(["transcribe-corpus", str(manifest), "--output", str(out), "--ray-address",
+                     "auto"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert f"error: another run (pid {os.getpid()}) is writing to {out}" in err
+    finally:
+        first.close()
+    assert (out / RESULTS_JSONL).read_bytes() == b""
+    ResultWriter(out).close()  # free once the first run has ended
+
+
+def test_the_lock_goes_with_a_killed_process(tmp_path: Path) -> None:
+    hold = ("import sys, time; from biasing.corpus_output import ResultWriter; "
+            "writer = ResultWriter(sys.argv[1]); print('locked', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(RuntimeError, match=rf"another run \(pid {holder.pid}\)"):
+            ResultWriter(tmp_path)
+    finally:
+        holder.kill()  # SIGKILL: no cleanup of its own runs
+        holder.wait()
+    ResultWriter(tmp_path).close()
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` read-only: by its mode, or where modes do not stop this user (root), as
+    immutable (chattr +i); skips where neither can be done."""
+    folder.chmod(0o555)
+    immutable = False
+    try:
+        probe = folder / "probe"
+        with contextlib.suppress(OSError):
+            probe.touch()
+        if probe.exists():
+            probe.unlink()
+            chattr = shutil.which("chattr")
+            immutable = chattr is not None and subprocess.run(
+                [chattr, "+i", str(folder)], capture_output=True, check=False).returncode == 0
+            if not immutable:
+                pytest.skip("this user writes into read-only folders and chattr +i fails")
+        yield
+    finally:
+        if immutable:
+            subprocess.run([str(shutil.which("chattr")), "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("backend", [["--no-ray"], ["--num-actors", "1"]])
+def test_a_read_only_output_is_reported_before_any_model_loads(
+        tmp_path: Path, refused: None, capsys: pytest.CaptureFixture[str],
+        backend: list[str]) -> None:
+    manifest = write_manifest(tmp_path, ["clinic"])
+    out = tmp_path / "out"
+    out.mkdir()
+    with read_only(out):
+        assert main(["transcribe-corpus", str(manifest), "--output", str(out), *backend]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"error: cannot write in the output folder {out}: " in err
+
+
 @pytest.fixture(scope="module")
 def local_ray():  # type: ignore[no-untyped-def]
     """One local 2-CPU Ray instance for the Ray tests of this module."""
@@ -129,7 +263,8 @@ def local_ray():  # type: ignore[no-untyped-def]
     ray.shutdown()
 
 
-def test_ray_gives_the_same_transcripts_and_resumes(tmp_path: Path, local_ray: object) -> None:
+def test_ray_gives_the_same_transcripts_and_resumes(tmp_path: Path, local_ray: object,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
     manifest = write_manifest(tmp_path, ["booking", "clinic", "invoice", "travel"])
     rows = read_manifest(manifest)
     transcribe_corpus(rows, tmp_path / "local", ARGUMENTS, threads=1)
@@ -139,6 +274,11 @@ def test_ray_gives_the_same_transcripts_and_resumes(tmp_path: Path, local_ray: o
     assert (first.written, rest.skipped, rest.written) == (1, 1, 3)
     local, remote = results(tmp_path / "local"), results(tmp_path / "ray")
     assert {k: v["text"] for k, v in remote.items()} == {k: v["text"] for k, v in local.items()}
+    # a normal run is quiet: no core worker error line (ray-project/ray#57733), no Ray Data
+    # INFO lines or progress (capfd: the core worker writes to the descriptor itself)
+    err = capfd.readouterr().err
+    assert not [line for line in err.splitlines()
+                if re.search(r"\] \w+\.cc:\d+:| INFO |Progress|Running Dataset", line)], err
 
 
 def test_eval_on_ray_scores_as_eval_here(tmp_path: Path, local_ray: object,
