@@ -40,8 +40,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"{DEFAULT_MODEL} (the bundled model, the default) or {kinds}")
     group.add_argument("--device", default="cpu", help="cpu or cuda")
     group.add_argument("--threads", type=int,
-                       help="torch threads (default: the cores this process may use; on a "
-                            "machine other work keeps busy, 1 keeps the speed predictable)")
+                       help="torch threads (default: the cores free now: those this process "
+                            "may use less those other work keeps busy)")
 
 
 def _add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
