@@ -61,6 +61,12 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "unit": {"spot_bonus": (0.5, 1.0, 1.5, 2.0), "spot_margin": (0.0, 2.0, 4.0)},
     "unit2": {"spot_bonus": (1.5, 2.0, 2.5), "spot_margin": (4.0, 6.0, 8.0)},
     "unit_unheard": {"spot_unheard": (5.0, 8.0, 12.0, 1000.0)},
+    # the verifier on the output units (no phone evidence; use with --base subword, spot or
+    # all and any --model); 1000 turns a test off
+    "support": {"unit_margin": (1.0, 2.0, 3.0, 1000.0), "unit_confidence": (0.5, 1.0, 1000.0)},
+    "support_margin": {"unit_margin": (0.5, 0.75, 1.0, 1.25)},
+    "support_on": {"verify_units": (False, True)},
+    "one": {"merge_spots": (True,)},
 }
 
 
@@ -82,6 +88,14 @@ def main() -> None:
                         help="fixed options for every setting of the grid")
     parser.add_argument("--beam-width", type=int, default=100)
     parser.add_argument("--limit", type=int, help="only the first N tuning utterances")
+    parser.add_argument("--model", default="default", help="model spec (default: the bundled "
+                                                           "model)")
+    parser.add_argument("--base", help="the technique the grid varies (default: spot for the "
+                                       "unit grids, else phonetic)")
+    parser.add_argument("--companion", default="default",
+                        help="phone companion for a model without a phone head (none: none)")
+    parser.add_argument("--lead", type=float,
+                        help="the companion's lead in seconds (default: its own)")
     args = parser.parse_args()
     folders = args.dataset or [cache_root() / "earnings21_tune", cache_root() / "names_tune"]
     missing = [str(f) for f in folders if not (f / "asr_test.tsv").is_file()]
@@ -91,13 +105,20 @@ def main() -> None:
 
     fixed = decoder_options(args.set)
     set_threads(None)
-    model = load_model("default")
+    model = load_model(args.model)
+    if args.companion != "none" and "phones" not in getattr(model, "head_labels", {}):
+        from biasing.models.companion import WithCompanion, load_companion
+
+        companion = load_companion(args.companion)
+        if args.lead is not None:
+            companion.lead_s = args.lead
+        model = WithCompanion(model, companion)
     context = EvalContext(labels=model.labels, kenlm_model_path=None,
                           tokenizer=getattr(model, "tokenizer_path", None),
                           beam_width=args.beam_width, options={},
                           head_labels=getattr(model, "head_labels", {}))
     cache = OutputCache.for_model(default_cache_dir(), model)
-    base = TECHNIQUES["spot" if args.grid.startswith("unit") else "phonetic"]
+    base = TECHNIQUES[args.base or ("spot" if args.grid.startswith("unit") else "phonetic")]
     settings = _grid(args.grid, fixed)
     # a grid's own options win over what the technique fixes (e.g. phonetic's merge_spots)
     variants = [Technique(f"{base.name}#{n}", base.description,

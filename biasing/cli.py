@@ -33,11 +33,16 @@ def _add_entity_arguments(parser: argparse.ArgumentParser) -> None:
                        help="drop entities the model cannot spell instead of failing")
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_model_arguments(parser: argparse.ArgumentParser, companion: bool = True) -> None:
     group = parser.add_argument_group("acoustic model")
     kinds = ", ".join(f"{kind}:DIR" for kind in MODEL_KINDS)
     group.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"{DEFAULT_MODEL} (the bundled model, the default) or {kinds}")
+    if companion:
+        group.add_argument("--companion", default="default", metavar="default|none|SPEC",
+                           help="for a model without a phone head: a model with one run "
+                                "beside it for the phonetic techniques (default: the "
+                                "bundled model; none: no phonetic techniques)")
     group.add_argument("--device", default="cpu", help="cpu or cuda")
     group.add_argument("--threads", type=int,
                        help="torch threads (default: the cores free now: those this process "
@@ -264,7 +269,8 @@ def _transcribe(args: argparse.Namespace) -> int:
     transcriber = Transcriber(args.model, kenlm_model_path=args.kenlm, tokenizer=args.tokenizer,
                               beam_width=args.beam_width, device=args.device,
                               threads=args.threads, phonetic=False if args.no_phonetic else None,
-                              lexicon=lexicon, adapter=adapter, **options)
+                              lexicon=lexicon, companion=args.companion, adapter=adapter,
+                              **options)
     if args.attention_plot and transcriber.adapter is None:
         raise ValueError("--attention-plot needs the adapter, which --weight 0 turns off")
     plots = _plot_paths(args.attention_plot, args.audio)
@@ -347,6 +353,7 @@ def _eval(args: argparse.Namespace) -> int:
         write_report,
     )
     from .models import load_model, set_threads
+    from .models.companion import attach_companion, phones_source
 
     techniques = parse_techniques(args.techniques)
     options = decoder_options(args.set, args.weight)
@@ -382,6 +389,8 @@ def _eval(args: argparse.Namespace) -> int:
     lists = build_lists(dataset, spec, known_ids=[u.id for u in split])
     set_threads(args.threads)
     model = load_model(args.model, device=args.device)
+    companion = args.companion if any(t.phonetic is not False for t in techniques) else None
+    model = attach_companion(model, companion, args.device)
     adapter = _eval_adapter(args.adapter, model) \
         if any(t.uses_adapter for t in techniques) else None
     context = EvalContext.for_model(model, args.model, args.kenlm, args.tokenizer,
@@ -402,7 +411,8 @@ def _eval(args: argparse.Namespace) -> int:
                          beam_width=args.beam_width, options=options, kenlm=args.kenlm,
                          tokenizer=args.tokenizer,
                          adapter=None if adapter is None else adapter.source,
-                         cache=None if cache is None else str(cache_dir), device=args.device)
+                         cache=None if cache is None else str(cache_dir), device=args.device,
+                         companion=companion)
         remote = ray_remote(setup, ray, progress=show, log=lambda line: print(
             f"ctc-biasing eval: {line}", file=sys.stderr, flush=True))
     run = run_eval(dataset, lists, model, techniques, context, cache, progress=show,
@@ -421,7 +431,8 @@ def _eval(args: argparse.Namespace) -> int:
             "entities": args.entities, "entities_per_utt": args.entities_per_utt,
             "distractors": args.distractors, "list_size": args.list_size, "seed": args.seed,
             "kenlm": args.kenlm, "beam_width": args.beam_width, "decoder_options": options,
-            "model": args.model, "adapter": None if adapter is None else adapter.source}
+            "model": args.model, "adapter": None if adapter is None else adapter.source,
+            "phones": phones_source(model)}
     report = write_report(run, output, info, plot=no_plot is None)
     files = "json,md" + ("" if no_plot else ",png")
     print(results_markdown(report) + f"\nwritten to {args.output}/results.{{{files}}}")
@@ -497,7 +508,8 @@ def _transcribe_corpus(args: argparse.Namespace) -> int:
     rows = read_manifest(args.manifest)
     arguments = dict(options, model=args.model, kenlm_model_path=args.kenlm,
                      tokenizer=args.tokenizer, beam_width=args.beam_width,
-                     phonetic=False if args.no_phonetic else None, adapter=args.adapter)
+                     phonetic=False if args.no_phonetic else None, adapter=args.adapter,
+                     companion=args.companion)
     if args.no_ray:
         arguments["device"] = args.device
     summary = transcribe_corpus(rows, args.output, arguments, entities,
@@ -528,6 +540,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(model=args.model, device=args.device, threads=args.threads,
                           kenlm=args.kenlm, beam_width=args.beam_width,
                           phonetic=False if args.no_phonetic else None,
+                          companion=args.companion,
                           adapter=args.adapter, adapter_default=args.adapter_default,
                           options=options, workers=args.workers, max_batch=args.max_batch,
                           max_wait_ms=args.max_wait_ms, max_pending=args.max_pending,
@@ -697,7 +710,7 @@ def _add_train_adapter(commands: _Commands) -> None:
         epilog="The model's outputs are cached in OUTPUT once; a rerun with the same OUTPUT "
                "continues from OUTPUT/checkpoint.pt until --minutes of training are spent. "
                "The best state so far is in OUTPUT/adapter.npz.")
-    _add_model_arguments(train)
+    _add_model_arguments(train, companion=False)
     train.add_argument("--data", required=True,
                        help="comma-separated folders, split 'train': asr_train.tsv (with "
                             "entities_per_utt.tsv for the rare words) or Kaldi train/")

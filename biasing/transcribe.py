@@ -112,6 +112,10 @@ class Transcriber:
             model's ``phones`` head: None (default) when the model has one, True requires
             it, False never.
         lexicon: user pronunciations for them (``biasing.lexicon.Lexicon``).
+        companion: for a model without a phone head, a model with one run beside it on
+            the same audio to supply phone posteriors (``biasing.models.companion``):
+            ``"default"`` (the default: the bundled model), a model spec, a ``Companion``,
+            or None / ``"none"`` for none (then such a model gets no phonetic techniques).
         adapter: the contextual adapter (``biasing.adapters``), which shifts the model's
             output toward the list before decoding: True uses the model folder's
             ``adapter.npz`` (the bundled model has one); a path or an ``Adapter`` uses that
@@ -134,7 +138,8 @@ class Transcriber:
     def __init__(self, model: Any = None, kenlm_model_path: str | os.PathLike[str] | None = None,
                  tokenizer: Any = None, beam_width: int | None = None, device: str = "cpu",
                  threads: int | None = None, phonetic: bool | None = None, lexicon: Any = None,
-                 adapter: Any = None, list_cache: int | None = None,
+                 companion: Any = "default", adapter: Any = None,
+                 list_cache: int | None = None,
                  pronunciation_cache: str | os.PathLike[str] | bool | None = None,
                  **options: Any) -> None:
         from .decoders import DEFAULT_BEAM_WIDTH, DEFAULT_LIST_CACHE, build_biased_decoder
@@ -147,12 +152,18 @@ class Transcriber:
             model = load_model(spec, device=device)
         if tokenizer is None:
             tokenizer = getattr(model, "tokenizer_path", None)
+        if phonetic is not False:
+            from .models.companion import attach_companion
+
+            model = attach_companion(model, companion, device)
         phone_labels = getattr(model, "head_labels", {}).get(PHONE_HEAD)
         if phonetic and phone_labels is None:
             name = f"model {spec!r}" if spec else type(model).__name__
             raise ValueError(f"the phonetic techniques need a model with a {PHONE_HEAD!r} "
-                             f"head; {name} has heads "
-                             f"{sorted(getattr(model, 'head_labels', {})) or 'none'}")
+                             f"head or a companion; {name} has heads "
+                             f"{sorted(getattr(model, 'head_labels', {})) or 'none'} and no "
+                             f"companion (companion='default' runs the bundled model beside "
+                             f"it)")
         self.model = model
         self.beam_width = DEFAULT_BEAM_WIDTH if beam_width is None else beam_width
         self.phonetic = phonetic is not False and phone_labels is not None

@@ -78,6 +78,8 @@ class Spelled:
     compiled: CompiledEntities  # spellings, context graph, words, original spellings
     boost: BoostWords | None  # the listed words the LM does not know (None without an LM)
     _trie: UnitTrie | None = None
+    _alternatives: list[list[tuple[int, ...]]] | None = None
+    _index: dict[str, int] | None = None
 
     @property
     def trie(self) -> UnitTrie:
@@ -85,6 +87,24 @@ class Spelled:
         if self._trie is None:
             self._trie = UnitTrie((i, u) for i, u in self.compiled.units if u)
         return self._trie
+
+    @property
+    def alternatives(self) -> list[list[tuple[int, ...]]]:
+        """Per entity (by list index), its spellings as output units."""
+        if self._alternatives is None:
+            found: list[list[tuple[int, ...]]] = [[] for _ in self.compiled.entities]
+            for i, units in self.compiled.units:
+                if units:
+                    found[i].append(units)
+            self._alternatives = found
+        return self._alternatives
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Entity text (as listed) -> its index in the list."""
+        if self._index is None:
+            self._index = {e.text: i for i, e in enumerate(self.compiled.entities)}
+        return self._index
 
 
 @dataclass

@@ -22,7 +22,7 @@ from .respell import EntityMatch, WordFrames
 from .spotting import Spot
 
 __all__ = ["MAX_SPOTS", "Placement", "apply_placements", "covered_words", "greedy_words",
-           "place_spots"]
+           "place_spots", "replace_matches"]
 
 
 class Placement(NamedTuple):
@@ -115,6 +115,30 @@ def apply_placements(words: Sequence[WordFrames], matches: Sequence[EntityMatch]
             for match in matches
             if match.first_word in new_index and match.last_word in new_index]
     return out, sorted(kept + placed, key=lambda m: m.first_word)
+
+
+def replace_matches(words: Sequence[WordFrames], matches: Sequence[EntityMatch],
+                    removed: Sequence[tuple[EntityMatch, list[WordFrames]]],
+                    ) -> tuple[list[WordFrames], list[EntityMatch]]:
+    """The words with each removed match's words replaced by the words given for it, and
+    the other matches re-indexed."""
+    by_first = {match.first_word: (match, others) for match, others in removed}
+    gone = {id(match) for match, _ in removed}
+    out: list[WordFrames] = []
+    new_index: dict[int, int] = {}
+    i = 0
+    while i < len(words):
+        if i in by_first:
+            match, others = by_first[i]
+            out.extend(others)
+            i = match.last_word + 1
+            continue
+        new_index[i] = len(out)
+        out.append(words[i])
+        i += 1
+    kept = [replace(m, first_word=new_index[m.first_word], last_word=new_index[m.last_word])
+            for m in matches if id(m) not in gone]
+    return out, kept
 
 
 def greedy_words(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool,

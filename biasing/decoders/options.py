@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from .language_model import DEFAULT_BOOST_LOGP
 
 __all__ = ["MAX_BONUS", "BiasingOptions", "Boosting", "Phonetic", "Spotting",
-           "options_table"]
+           "Verification", "options_table"]
 
 MAX_BONUS = 1000.0  # nats: any bonus (or weight) above this is a typo, not a setting
 
@@ -171,6 +171,22 @@ class Spotting(_Checked):
               "the phonetic stage, if it ran)", "bool")
 
 
+@dataclass(frozen=True)
+class Verification(_Checked):
+    """The check of boosted and spotted names against the model's own output, for callers
+    without phone evidence (:mod:`.support`)."""
+
+    verify_units: bool = _option(
+        True, "without phone posteriors, check every boosted or spotted name against the "
+              "model's own output over its frames", "bool")
+    unit_margin: float = _option(
+        1.0, "a checked name's best alignment may fall below the frame-wise best path by "
+             "at most this much per unit")
+    unit_confidence: float = _option(
+        1.0, "a checked name's frames must have a mean best log-probability of at least "
+             "minus this (the model is sure of something there)")
+
+
 # ----------------------------------------------------------------------------- whole
 
 @dataclass(frozen=True)
@@ -186,12 +202,13 @@ class BiasingOptions(_Checked):
     boosting: Boosting = field(default_factory=Boosting)
     phonetic: Phonetic = field(default_factory=Phonetic)
     spotting: Spotting = field(default_factory=Spotting)
+    verification: Verification = field(default_factory=Verification)
 
-    GROUPS: ClassVar[tuple[str, ...]] = ("boosting", "phonetic", "spotting")
+    GROUPS: ClassVar[tuple[str, ...]] = ("boosting", "phonetic", "spotting", "verification")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name, kind in zip(self.GROUPS, (Boosting, Phonetic, Spotting)):
+        for name, kind in zip(self.GROUPS, (Boosting, Phonetic, Spotting, Verification)):
             if not isinstance(getattr(self, name), kind):
                 raise TypeError(f"{name} must be a {kind.__name__}, got "
                                 f"{type(getattr(self, name)).__name__}")
@@ -242,7 +259,7 @@ def _flat_fields() -> Iterator[tuple[str, str]]:
 
 
 _GROUP_TYPES: dict[str, type] = {"boosting": Boosting, "phonetic": Phonetic,
-                                 "spotting": Spotting}
+                                 "spotting": Spotting, "verification": Verification}
 
 
 def options_table() -> str:

@@ -8,7 +8,10 @@
 3. **phonetic** (phone posteriors and a list): the best hypotheses are verified, looked up
    and rescored on the phone head (:mod:`.phonetic`);
 4. **unit spots** (``merge_spots``): entities spotted in the model's own units are placed
-   into the best hypothesis (:mod:`.unit_spots`).
+   into the best hypothesis (:mod:`.unit_spots`);
+5. **support** (no phone evidence, ``verify_units``): every boosted or spotted name must be
+   supported by the model's own output over its frames, else the unbiased words stand
+   there (:mod:`.support`).
 
 With no list (or weight 0) only stage 1 runs and the output is the unbiased search's.
 """
@@ -33,6 +36,7 @@ from .pronunciations import ListPronunciations, PhoneSet
 from .respell import respell
 from .search import SearchParams, SearchResult, search
 from .spotting import SpotOptions
+from .support import UnitEvidence, verify_on_units
 from .unit_spots import merge_unit_spots
 
 __all__ = ["Phones", "Stages", "run_stages"]
@@ -79,6 +83,13 @@ def run_stages(logprobs: np.ndarray, stages: Stages, n_best: int | None = None,
                                           stages.options.weight, stages.options.spotting)
         if words != best.words:
             out[0] = best.with_words(words, matches)
+    if stages.phones is None and stages.spelled is not None \
+            and stages.options.verification.verify_units:
+        space = None if stages.is_bpe else list(stages.labels).index(" ")
+        evidence = UnitEvidence(logprobs, stages.blank, space)
+        plain = greedy_words(logprobs, stages.labels, stages.is_bpe)
+        out = [verify_on_units(h, evidence, stages.spelled, plain,
+                               stages.options.verification) for h in out]
     return out
 
 

@@ -25,6 +25,7 @@ from .lookup import MAX_SPOTS, apply_placements, greedy_words, place_spots
 from .options import BiasingOptions, Spotting
 from .respell import respell
 from .spotting import Spot, SpotOptions, spot
+from .support import UnitEvidence, verify_on_units
 
 __all__ = ["merge_unit_spots", "spot_greedy"]
 
@@ -42,8 +43,13 @@ def spot_greedy(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, blank
     matches = [replace(m, technique="greedy") for m in matches]
     words, matches = merge_unit_spots(words, matches, logprobs, blank, spelled,
                                       options.weight, options.spotting)
-    return Hypothesis(" ".join(w for w, _ in words), words, matches, logit_score,
-                      logit_score)
+    found = Hypothesis(" ".join(w for w, _ in words), words, matches, logit_score,
+                       logit_score)
+    if not options.verification.verify_units:
+        return found
+    space = None if is_bpe else list(labels).index(" ")
+    return verify_on_units(found, UnitEvidence(logprobs, blank, space), spelled,
+                           greedy_words(logprobs, labels, is_bpe), options.verification)
 
 
 def merge_unit_spots(words: list[WordFrames], matches: list[EntityMatch],

@@ -36,6 +36,7 @@ class EvalSpec:
     cache: str | None = None  # model-output cache folder (shared storage on a cluster)
     device: str = "cpu"
     threads: int = 1
+    companion: str | None = None  # the phonetic companion's spec, for a model without phones
 
 
 class EvalActor:
@@ -48,7 +49,10 @@ class EvalActor:
         from .techniques import EvalContext, parse_techniques
 
         set_threads(spec.threads)
-        self.model = load_model(spec.model, device=spec.device)
+        from ..models.companion import attach_companion
+
+        self.model = attach_companion(load_model(spec.model, device=spec.device),
+                                      spec.companion, spec.device)
         self.techniques = parse_techniques(spec.techniques)
         adapter = load_adapter(spec.adapter, self.model) if spec.adapter else None
         self.context = EvalContext.for_model(self.model, spec.model, spec.kenlm,

@@ -57,6 +57,8 @@ class ServerConfig:
     kenlm: str | None = None  # KenLM model for the decoder
     beam_width: int = DEFAULT_BEAM_WIDTH
     phonetic: bool | None = None  # the phone head's techniques (None: when the model has one)
+    companion: str | None = "default"  # for a model without a phone head: a model with one
+    # run beside it ("default": the bundled model; None: none)
     adapter: bool | str | None = None  # the contextual adapter loaded (True: the model
     # folder's); requests use it when they ask for it ("adapter=true")
     adapter_default: bool = False  # whether a request that does not say uses it
@@ -116,6 +118,7 @@ class ServerConfig:
         builds (picklable: they travel to spawned workers)."""
         return dict(self.options, model=self.model, kenlm_model_path=self.kenlm,
                     beam_width=self.beam_width, phonetic=self.phonetic,
+                    companion=self.companion,
                     adapter=self.adapter or None, list_cache=self.list_cache,
                     pronunciation_cache=False)
 

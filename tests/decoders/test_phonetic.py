@@ -81,8 +81,10 @@ def test_verifier_removes_names_boosted_into_low_confidence_audio(decoder) -> No
     chars, phones = flat(len(CHAR_LABELS)), flat(len(PHONES))
     entities = ["Fremont", "Zelenskyy"]
     assert decoder.decode(chars, entities=[]) == ""
-    assert decoder.decode(chars, entities=entities) != ""
+    unchecked = decoder.with_options(verify_units=False)
+    assert unchecked.decode(chars, entities=entities) != ""
     assert decoder.decode(chars, entities=entities, phones=phones) == ""
+    assert decoder.decode(chars, entities=entities) == ""  # checked on the output alone
 
 
 def test_no_list_and_weight_zero_give_the_unbiased_beams(decoder) -> None:

@@ -99,6 +99,32 @@ class QuartzNetModel:
         weight = head.weight.reshape(head.out_channels, head.in_channels)
         return torch.nn.functional.linear(representation, weight, head.bias)
 
+    def head_posteriors(self, waves: Sequence[np.ndarray], head: str) -> list[np.ndarray]:
+        """(frames, classes) log-probabilities of the auxiliary head ``head`` for a batch of
+        waveforms, running the network only up to the block the head reads.
+
+        Raises:
+            ValueError: the model has no head ``head`` (the message lists its heads).
+        """
+        if head not in self.network.heads:
+            raise ValueError(f"model {self.fingerprint} has no {head!r} head; it has "
+                             f"{sorted(self.network.heads) or 'none'}")
+        found = self.network.heads[head]
+        assert isinstance(found, CTCHead)
+        checked = _check_waves(waves)
+        if not checked:
+            return []
+        batch, lengths = _pad_batch(checked)
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            n = torch.from_numpy(lengths).to(self.device)
+            feats, feat_lengths = self.frontend(x, n)
+            out = self.network(feats, feat_lengths, until=found.spec.layer)
+            logprobs = torch.log_softmax(out.heads[head].float(), dim=1).transpose(1, 2)
+            logprobs_np = logprobs.cpu().numpy()
+        return [np.ascontiguousarray(logprobs_np[i, :frames])
+                for i, frames in enumerate(out.lengths.tolist())]
+
     def _check_layer(self, layer: object) -> None:
         _check_layer(layer, self.num_layers, "QuartzNet exposes blocks")
 

@@ -243,13 +243,16 @@ class QuartzNet(nn.Module):
         return torch.div(lengths + 2 * spec.padding - span, spec.stride, rounding_mode="floor") + 1
 
     def forward(
-        self, features: torch.Tensor, lengths: torch.Tensor, layers: Sequence[int] = ()
+        self, features: torch.Tensor, lengths: torch.Tensor, layers: Sequence[int] = (),
+        until: int | None = None,
     ) -> NetworkOutput:
         """Run the network on (batch, n_mels, frames) normalised log-mel features.
 
         ``lengths`` are the valid feature frames per input; ``layers`` the block indices
         whose outputs (after any self-conditioning feedback) go into ``hidden``. Every
-        auxiliary head's logits are returned.
+        auxiliary head's logits are returned. ``until`` stops after that block: only the
+        heads on it and below run, and ``logits`` and ``representation`` are empty (a
+        companion that needs one intermediate head pays for the blocks below it only).
         """
         wanted = set(layers)
         padded = bool((lengths < features.shape[-1]).any())
@@ -275,6 +278,9 @@ class QuartzNet(nn.Module):
                     x = x + head.feedback(logits)
             if index in wanted:
                 hidden[index] = x.squeeze(2)
+            if index == until:
+                empty = x.new_zeros((x.shape[0], 0, x.shape[-1]))
+                return NetworkOutput(empty, out_lengths, hidden, heads, empty)
         x = self.run_epilog(x, mask)
         return NetworkOutput(self.head(x).squeeze(2), out_lengths, hidden, heads, x)
 
