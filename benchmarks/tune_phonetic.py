@@ -67,6 +67,10 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "support_margin": {"unit_margin": (0.5, 0.75, 1.0, 1.25)},
     "support_on": {"verify_units": (False, True)},
     "one": {"merge_spots": (True,)},
+    # false alarms on general speech: the output units must say something like a looked-up
+    # name, and a stricter check of boosted ones on the phones
+    "general": {"lookup_unit_margin": (1000.0, 3.0, 2.5, 2.0),
+                "verify_margin": (2.0, 1.5, 1.0)},
 }
 
 

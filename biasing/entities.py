@@ -225,6 +225,8 @@ class UnitInventory:
     chars: frozenset[str]  # characters that occur in the labels (word marker "▁" excluded)
     lower_case: bool  # labels have no upper-case letters: entities are case-folded
     has_space: bool  # the vocabulary writes word boundaries (space or "▁")
+    upper_case: bool = False  # labels have upper-case letters and no lower-case ones
+    # (wav2vec2's English vocabularies): entities are upper-cased
 
 
 def normalize_entity(text: str, inventory: UnitInventory) -> tuple[str, list[str]]:
@@ -238,6 +240,8 @@ def normalize_entity(text: str, inventory: UnitInventory) -> tuple[str, list[str
     """
     if inventory.lower_case:
         text = text.casefold()
+    elif inventory.upper_case:
+        text = text.upper()
     out: list[str] = []
     offending: list[str] = []
     for char in text:
@@ -253,6 +257,8 @@ def normalize_entity(text: str, inventory: UnitInventory) -> tuple[str, list[str
                            if not unicodedata.combining(c))
             if inventory.lower_case:
                 base = base.casefold()
+            elif inventory.upper_case:
+                base = base.upper()
             if base and all(c in inventory.chars for c in base):
                 out.append(base)
             elif char not in offending:

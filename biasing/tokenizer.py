@@ -15,6 +15,7 @@ All return label indices in the decoder's label list (pyctcdecode convention).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Protocol
 
 from .entities import UnitInventory
@@ -35,11 +36,17 @@ class Tokenizer(Protocol):
         ...
 
 
+_SPECIAL = re.compile(r"^[<\[].+[>\]]$")  # "<s>", "</s>", "[PAD]": never spoken
+
+
 def _inventory(labels: list[str]) -> UnitInventory:
-    chars = frozenset("".join(labels).replace(BPE_MARK, "").replace("⁇", "").replace(" ", ""))
-    lower = not any(c.isupper() for c in chars)
+    spoken = [label for label in labels if not _SPECIAL.match(label)]
+    chars = frozenset("".join(spoken).replace(BPE_MARK, "").replace("⁇", "").replace(" ", ""))
+    letters = [c for c in chars if c.isalpha()]
+    lower = not any(c.isupper() for c in letters)
+    upper = bool(letters) and not any(c.islower() for c in letters)
     has_space = " " in labels or any(label.startswith(BPE_MARK) for label in labels)
-    return UnitInventory(chars=chars, lower_case=lower, has_space=has_space)
+    return UnitInventory(chars=chars, lower_case=lower, has_space=has_space, upper_case=upper)
 
 
 class CharTokenizer:

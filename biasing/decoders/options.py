@@ -146,6 +146,10 @@ class Phonetic(_Checked):
     verified_boost: float = _option(
         1.0, "with phone posteriors (the verifier on) the boosting bonuses are multiplied by "
              "this: bolder, since unsupported names are removed afterwards")
+    lookup_unit_margin: float = _option(
+        1000.0, "a looked-up name's spelling on the output units may fall below their "
+                "frame-wise best path by at most this much per unit (the output must say "
+                "something like it; 1000: no check)")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ phone frames by forced alignment: the heads of one network may fire a few frames
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -48,6 +48,7 @@ from .spotting import Spot, SpotOptions, spot
 __all__ = ["PhoneEvidence", "phonetic_rescore"]
 
 _MAX_COMBINATIONS = 8
+UnitCheck = Callable[[int, int, int], bool]  # (entity index, start, end output frames)
 _PAD = 3  # frames added on both sides of a rescored region
 
 
@@ -158,7 +159,7 @@ def phonetic_rescore(nbest: Sequence[Hypothesis], evidence: PhoneEvidence,
                      prons: ListPronunciations, texts: Sequence[str],
                      plain: Sequence[WordFrames], options: Phonetic, spotter: SpotOptions,
                      full_bonus_chars: int = 0, weights: Sequence[float] | None = None,
-                     ) -> list[Hypothesis]:
+                     on_units: UnitCheck | None = None) -> list[Hypothesis]:
     """Verify, look up and rescore (see the module docs).
 
     Args:
@@ -175,6 +176,9 @@ def phonetic_rescore(nbest: Sequence[Hypothesis], evidence: PhoneEvidence,
             in the lookup (short names are cheap to find anywhere); 0 = no scaling.
         weights: per entity, what multiplies its credit (its weight times the decoder's);
             default 1.
+        on_units: ``on_units(entity, start, end)``: whether the output units support the
+            entity over output frames ``[start, end)``; a lookup they do not support is not
+            placed (None: no such check).
 
     Returns:
         The candidates as hypotheses with their ``phone_score`` and ``score = beam score +
@@ -193,7 +197,7 @@ def phonetic_rescore(nbest: Sequence[Hypothesis], evidence: PhoneEvidence,
                          tuple(None for _ in hypothesis.words))
         found = spots if origin == 0 else []  # lookup on the best hypothesis only
         for candidate in _variants(base, evidence, prons, texts, plain, found, options,
-                                   spotter, scales):
+                                   spotter, scales, on_units):
             text = " ".join(w for w, _ in candidate.words)
             if text not in seen:
                 seen.add(text)
@@ -254,10 +258,11 @@ def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
 def _variants(base: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
               texts: Sequence[str], plain: Sequence[WordFrames], spots: Sequence[Spot],
               options: Phonetic, spotter: SpotOptions, scales: Sequence[float],
-              ) -> list[Candidate]:
+              on_units: UnitCheck | None) -> list[Candidate]:
     """The verified hypothesis and, if the lookup changes it, its looked-up version."""
     verified = _verify(base, evidence, prons, texts, plain, options.verify_margin)
-    looked = _lookup(verified, evidence, prons, texts, spots, options, spotter, scales)
+    looked = _lookup(verified, evidence, prons, texts, spots, options, spotter, scales,
+                     on_units)
     return [verified] if looked.words == verified.words else [verified, looked]
 
 
@@ -320,7 +325,8 @@ def _verify(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
 
 def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciations,
             texts: Sequence[str], spots: Sequence[Spot], options: Phonetic,
-            spotter: SpotOptions, scale: Sequence[float]) -> Candidate:
+            spotter: SpotOptions, scale: Sequence[float],
+            on_units: UnitCheck | None = None) -> Candidate:
     """Place spotted entities that explain their span better than the words there by
     ``lookup_margin``, where a listed entity is credited ``lookup_bonus``
     (``spotter.unit_bonus``) per phone (the list says it may be said) and a word outside
@@ -330,10 +336,13 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
         return candidate
     words = candidate.words
     listed = {w.casefold() for text in texts for w in text.split()}
+    shift = evidence.shift(words)  # the placed words' frames, on the output's time line
 
     def gain(found: Spot, covered: Sequence[str], start: int, end: int) -> float:
         if not covered:
             return -np.inf  # no insertions: the output units always write something for a name
+        if on_units is not None and not on_units(found.key, start + shift, end + shift):
+            return -np.inf  # the output units say something else there
         own, chosen = evidence.best_score(prons.units[found.key], start, end)
         credit = spotter.unit_bonus * len(chosen or ()) * scale[found.key]
         unknown = sum(1 for w in covered
@@ -351,7 +360,6 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
         return candidate
     scores = [evidence.best_score(prons.units[p.spot.key], p.spot.start, p.spot.end)[0]
               for p in placements]
-    shift = evidence.shift(words)  # the placed words' frames, on the output's time line
     frames = len(evidence.rel)
     on_output = [p._replace(start=min(frames, max(0, p.start + shift)),
                             end=min(frames, max(0, p.end + shift))) for p in placements]

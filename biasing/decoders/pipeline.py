@@ -30,7 +30,7 @@ from .hypothesis import Hypothesis
 from .language_model import BoostedLanguageModel, LanguageModel, ScoringModel
 from .lists import Spelled
 from .lookup import greedy_words
-from .options import BiasingOptions
+from .options import MAX_BONUS, BiasingOptions
 from .phonetic import PhoneEvidence, phonetic_rescore
 from .pronunciations import ListPronunciations, PhoneSet
 from .respell import respell
@@ -134,11 +134,22 @@ def _phonetic(results: list[SearchResult], logprobs: np.ndarray, stages: Stages,
                              settings.phone_deletion)
     spotter = SpotOptions(settings.lookup_bonus, options.spotting.spot_max_cost,
                           options.spotting.spot_blank_gate, floor=settings.phone_floor)
+    on_units = None
+    if settings.lookup_unit_margin < MAX_BONUS:
+        space = None if stages.is_bpe else list(stages.labels).index(" ")
+        units = UnitEvidence(logprobs, stages.blank, space)
+        spellings = stages.spelled.alternatives
+
+        def on_units(entity: int, start: int, end: int) -> bool:
+            span = units.span(start, end)
+            return units.deficit(spellings[entity], *span) <= settings.lookup_unit_margin
+
     out = phonetic_rescore(
         [_respelled(r, stages.spelled) for r in results[:rescored]], evidence,
         phones.pronunciations, [e.text for e in entities],
         greedy_words(logprobs, stages.labels, stages.is_bpe), settings, spotter,
-        options.boosting.full_bonus_chars, [options.weight * e.weight for e in entities])
+        options.boosting.full_bonus_chars, [options.weight * e.weight for e in entities],
+        on_units)
     if n_best is None or n_best > len(out):
         rest = results[rescored:None if n_best is None else rescored + n_best]
         out.extend(_respelled(r, stages.spelled) for r in rest)

@@ -64,6 +64,24 @@ class Companion:
         self.lead_s = lead_s
         self.fingerprint = f"{getattr(model, 'fingerprint', source)}-{head}"
 
+    @property
+    def lead_s(self) -> float:
+        return self._lead_s
+
+    @lead_s.setter
+    def lead_s(self, value: float) -> None:
+        self._lead_s = float(value)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes with the model and the lead: mapped outputs are cached under it."""
+        lead = f"-lead{self._lead_s:g}" if self._lead_s else ""
+        return f"{self._fingerprint}{lead}"
+
+    @fingerprint.setter
+    def fingerprint(self, value: str) -> None:
+        self._fingerprint = value
+
     def posteriors(self, waves: Sequence[np.ndarray], rate: int) -> list[np.ndarray]:
         """(companion frames, phones) log-probabilities of waveforms at ``rate`` Hz."""
         from ..audio import to_model_rate
@@ -101,8 +119,13 @@ class WithCompanion:
         self.frame_shift_s = model.frame_shift_s
         self.head_labels = {**(getattr(model, "head_labels", {}) or {}),
                             PHONE_HEAD: companion.labels}
-        own = getattr(model, "fingerprint", None)
-        self.fingerprint = None if own is None else f"{own}+{companion.fingerprint}"
+
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The pair's (None when the model has none: its outputs are not cached)."""
+        own = getattr(self.model, "fingerprint", None)
+        return None if own is None else f"{own}+{self.companion.fingerprint}"
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)  # layer_size, output_layer, tokenizer_path, ...
@@ -180,19 +203,19 @@ def map_frames(logprobs: np.ndarray, source_shift_s: float, frames: int,
         index = np.minimum(np.arange(frames), source - 1)
         return np.ascontiguousarray(logprobs[index])
     probs = np.exp(logprobs.astype(np.float64))
-    # the integral of the source's probabilities over time, at its frame boundaries
-    integral = np.concatenate([np.zeros((1, probs.shape[1])), np.cumsum(probs, axis=0)])
-    integral *= source_shift_s
-
-    def at(t: np.ndarray) -> np.ndarray:
-        position = np.clip(t / source_shift_s, 0.0, float(source))
-        whole = np.minimum(position.astype(np.int64), source - 1)
-        part = (position - whole)[:, None] * source_shift_s
-        return integral[whole] + part * probs[whole]
-
+    duration = source * source_shift_s
     starts = np.arange(frames) * target_shift_s - lead_s
-    starts = np.clip(starts, 0.0, source * source_shift_s - target_shift_s)
-    mean = (at(starts + target_shift_s) - at(starts)) / target_shift_s
-    mean /= mean.sum(axis=1, keepdims=True)
+    starts = np.clip(starts, 0.0, max(0.0, duration - target_shift_s))
+    ends = np.minimum(starts + target_shift_s, duration)
+    first = np.minimum((starts / source_shift_s).astype(np.int64), source - 1)
+    total = np.zeros((frames, probs.shape[1]))
+    # each target frame overlaps at most this many source frames; weight each by its overlap
+    for k in range(math.ceil(target_shift_s / source_shift_s) + 1):
+        index = np.minimum(first + k, source - 1)
+        overlap = np.minimum(ends, (first + k + 1) * source_shift_s) \
+            - np.maximum(starts, (first + k) * source_shift_s)
+        overlap = np.where(first + k < source, np.maximum(overlap, 0.0), 0.0)
+        total += overlap[:, None] * probs[index]
+    mean = total / total.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore"):
         return np.log(mean).astype(np.float32)

@@ -189,7 +189,7 @@ class _Server:
                                                     log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> _Server:
+    def __enter__(self) -> _Server:  # noqa: PYI034 - Self needs Python 3.11
         self.thread.start()
         _until(lambda: self.server.started, 60)
         return self
