@@ -72,10 +72,10 @@ def plot_attention(weights: np.ndarray, entities: Sequence[str], frame_shift_s: 
     for word in words:
         axes.axvline(word.start_s, color="white", linewidth=0.4, alpha=0.6)
     # the recognised words along the top, at their middles
-    top = axes.secondary_xaxis("top")
-    top.set_xticks([(w.start_s + w.end_s) / 2 for w in words], [w.word for w in words],
-                   rotation=55, fontsize=7, ha="left")
-    top.tick_params(length=0)
+    above = axes.secondary_xaxis("top")
+    above.set_xticks([(w.start_s + w.end_s) / 2 for w in words], [w.word for w in words],
+                     rotation=55, fontsize=7, ha="left")
+    above.tick_params(length=0)
     figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01, label="attention")
     figure.suptitle(title or "adapter attention", fontsize=9)
     figure.tight_layout()

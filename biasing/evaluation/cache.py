@@ -16,6 +16,7 @@ import warnings
 import zipfile
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class OutputCache:
              heads: Collection[str] = (), layers: Collection[int] = ()) -> None:
         """Store at ``path`` (an :meth:`entry`) the log-probabilities, ``seconds``, the
         heads named in ``heads`` and the layers in ``layers`` (as float16)."""
-        arrays: dict[str, np.ndarray] = {"logprobs": output.logprobs,
+        arrays: dict[str, Any] = {"logprobs": output.logprobs,  # Any: savez's **kwds stubs
                                          "seconds": np.asarray(seconds, dtype=np.float64)}
         arrays.update({_HEAD + name: output.heads[name] for name in heads})
         arrays.update({f"{_HIDDEN}{k}": output.hidden[k].astype(np.float16) for k in layers})

@@ -109,6 +109,7 @@ def run_eval(dataset: Sequence[Utterance], lists: Mapping[str, EntityList],
         raise ValueError(f"{len(absent)} utterance(s) have no entity list, e.g. {absent[0]!r}")
     decoders = {t.name: t.build(context) for t in techniques}
     heads, _ = needed_outputs(techniques, context)
+    decoded: Mapping[str, Decoded]
     if remote is None:
         decoded = decode_here(dataset, lists, model, techniques, decoders, context, cache,
                               progress)
