@@ -66,7 +66,8 @@ def test_listed_names_come_out_right_and_unsaid_ones_stay_out(transcriber) -> No
     # head (used by default), at least six of the eight come out
     assert found_plain == 0, {c: t.text for c, t in plain.items()}
     assert found_biased >= 6, {c: t.text for c, t in biased.items()}
-    assert {h.technique for t in biased.values() for h in t.entities} == {"boost", "lookup"}
+    techniques = {h.technique for t in biased.values() for h in t.entities}
+    assert "lookup" in techniques and techniques <= {"boost", "lookup", "spot"}
 
 
 def test_subword_boosting_alone_is_timid_but_precise() -> None:

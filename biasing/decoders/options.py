@@ -129,7 +129,7 @@ class Phonetic(_Checked):
         8.0, "a phone-spotted entity must explain its span better than the words there by "
              "this much")
     verify_margin: float = _option(
-        2.0, "a boosted entity whose phones fall further below the phone head's best path "
+        1.0, "a boosted entity whose phones fall further below the phone head's best path "
              "than this per phone gives way to the unbiased words")
     rescore_n_best: int = _option(
         4, "beam-search hypotheses verified and rescored (the lookup works on the best)",
@@ -147,9 +147,9 @@ class Phonetic(_Checked):
         1.0, "with phone posteriors (the verifier on) the boosting bonuses are multiplied by "
              "this: bolder, since unsupported names are removed afterwards")
     lookup_unit_margin: float = _option(
-        1000.0, "a looked-up name's spelling on the output units may fall below their "
-                "frame-wise best path by at most this much per unit (the output must say "
-                "something like it; 1000: no check)")
+        3.0, "a looked-up name's spelling on the output units may fall below their "
+             "frame-wise best path by at most this much per unit (the output must say "
+             "something like it; 1000: no check)")
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,16 @@ def heads(chars: str, said: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return char_frames, frames_to_logprobs(phone_frames, len(PHONES))
 
 
+# The character scores here are synthetic and sure of every unit: a unit the phones
+# correct costs about 9 nats on them, against about 1 on a real model's output, so the
+# check of looked-up names on the output units (lookup_unit_margin) is off in the tests of
+# the lookup itself and tested on its own below.
+UNCHECKED = {"lookup_unit_margin": 1000.0}
+
+
 @pytest.fixture(scope="module")
 def decoder():  # type: ignore[no-untyped-def]
-    return build_biased_decoder(CHAR_LABELS, phone_labels=PHONES)
+    return build_biased_decoder(CHAR_LABELS, phone_labels=PHONES, **UNCHECKED)
 
 
 def test_lookup_replaces_a_misspelling_the_phones_contradict(decoder) -> None:
@@ -55,6 +62,16 @@ def test_lookup_replaces_a_misspelling_the_phones_contradict(decoder) -> None:
     assert best.text == "doctor Przybylski left"
     assert [(m.text, m.technique) for m in best.entities] == [("Przybylski", "lookup")]
     assert best.phone_score is not None
+
+
+def test_a_lookup_the_output_units_contradict_is_not_placed() -> None:
+    chars, phones = heads("doctor parzabilsky left", ["doctor", "przybylski", "left"])
+    checked = build_biased_decoder(CHAR_LABELS, phone_labels=PHONES)  # the default check
+    best = checked.decode_hypotheses(chars, entities=["Przybylski"], phones=phones)[0]
+    assert best.text == "doctor parzabilsky left" and best.entities == []
+    loose = build_biased_decoder(CHAR_LABELS, phone_labels=PHONES, lookup_unit_margin=10.0)
+    assert loose.decode(chars, entities=["Przybylski"], phones=phones) == \
+        "doctor Przybylski left"
 
 
 def test_lookup_crosses_word_boundaries(decoder) -> None:
@@ -99,7 +116,7 @@ def test_unpronounceable_entities_are_skipped_with_one_warning() -> None:
     chars, phones = heads("doctor parzabilsky left", ["doctor", "przybylski", "left"])
     labels = [*CHAR_LABELS[:-1], "2", ""]  # a vocabulary that spells digits
     chars = np.insert(chars, len(CHAR_LABELS) - 1, -30.0, axis=1)
-    decoder = build_biased_decoder(labels, phone_labels=PHONES)
+    decoder = build_biased_decoder(labels, phone_labels=PHONES, **UNCHECKED)
     with pytest.warns(UnpronounceableEntityWarning, match="R2D2") as caught:
         text = decoder.decode(chars, entities=["Przybylski", "R2D2"], phones=phones)
     assert len([w for w in caught if w.category is UnpronounceableEntityWarning]) == 1
@@ -168,7 +185,7 @@ def test_cli_decode_with_phone_posteriors(tmp_path, capsys) -> None:  # type: ig
     assert main(args) == 0
     assert capsys.readouterr().out.strip() == "doctor parzabilsky left"
     phone_args = ["--phones", str(tmp_path / "phones.npy"), "--phone-labels",
-                  str(tmp_path / "phones.json")]
+                  str(tmp_path / "phones.json"), "--set", "lookup_unit_margin=1000"]
     assert main([*args, *phone_args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["text"] == "doctor Przybylski left"
