@@ -250,6 +250,20 @@ def test_threads_follow_the_cores_available(monkeypatch: pytest.MonkeyPatch) -> 
         torch.set_num_threads(previous)
 
 
+def test_default_threads_leave_busy_cores_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from biasing import models
+
+    monkeypatch.setattr(models, "available_cores", lambda: 4)
+    monkeypatch.setattr(models, "_affinity", lambda: {0, 1, 2, 3})
+    samples = iter([(0.0, 0.0), (300.0, 400.0)])  # 3 of 4 cores busy over the sample
+    monkeypatch.setattr(models, "_cpu_times", lambda cpus: next(samples))
+    assert models.free_cores(sample_s=0.0) == 1
+    samples = iter([(0.0, 0.0), (40.0, 400.0)])  # nearly idle
+    assert models.free_cores(sample_s=0.0) == 4
+    monkeypatch.setattr(models, "_cpu_times", lambda cpus: None)  # no /proc/stat
+    assert models.free_cores(sample_s=0.0) == 4
+
+
 @pytest.mark.skipif(shutil.which("mkfifo") is None and not hasattr(os, "mkfifo"),
                     reason="no FIFOs here")
 def test_a_fifo_is_refused_before_it_is_opened(tmp_path: Path) -> None:
