@@ -71,25 +71,14 @@ def run_stages(logprobs: np.ndarray, stages: Stages, n_best: int | None = None,
                ) -> list[Hypothesis]:
     """The ``n_best`` best hypotheses (all when None) of (frames, labels) log-probabilities,
     best first (module docs)."""
-    results = _search(logprobs, stages)
+    results = _search(logprobs, stages)  # 1
     if stages.phones is None or stages.spelled is None:
-        out = [_respelled(r, stages.spelled) for r in results[:n_best]]
+        out = [_respelled(r, stages.spelled) for r in results[:n_best]]  # 2
     else:
-        out = _phonetic(results, logprobs, stages, n_best)
-    if stages.options.spotting.merge_spots and stages.spelled is not None and out:
-        best = out[0]
-        words, matches = merge_unit_spots(list(best.words), list(best.entities), logprobs,
-                                          stages.blank, stages.spelled,
-                                          stages.options.weight, stages.options.spotting)
-        if words != best.words:
-            out[0] = best.with_words(words, matches)
-    if stages.phones is None and stages.spelled is not None \
-            and stages.options.verification.verify_units:
-        space = None if stages.is_bpe else list(stages.labels).index(" ")
-        evidence = UnitEvidence(logprobs, stages.blank, space)
-        plain = greedy_words(logprobs, stages.labels, stages.is_bpe)
-        out = [verify_on_units(h, evidence, stages.spelled, plain,
-                               stages.options.verification) for h in out]
+        out = _phonetic(results, logprobs, stages, n_best)  # 2, 3
+    if out and stages.spelled is not None:
+        out[0] = _unit_spots(out[0], logprobs, stages)  # 4
+        out = _supported(out, logprobs, stages)  # 5
     return out
 
 
@@ -121,6 +110,29 @@ def _respelled(result: SearchResult, spelled: Spelled | None) -> Hypothesis:
                       result.score, lm_state=result.lm_state)
 
 
+def _unit_spots(best: Hypothesis, logprobs: np.ndarray, stages: Stages) -> Hypothesis:
+    """Stage 4: entities spotted in the output units placed into the best hypothesis."""
+    assert stages.spelled is not None
+    if not stages.options.spotting.merge_spots:
+        return best
+    words, matches = merge_unit_spots(list(best.words), list(best.entities), logprobs,
+                                      stages.blank, stages.spelled, stages.options.weight,
+                                      stages.options.spotting)
+    return best if words == best.words else best.with_words(words, matches)
+
+
+def _supported(out: list[Hypothesis], logprobs: np.ndarray, stages: Stages,
+               ) -> list[Hypothesis]:
+    """Stage 5: without phone evidence, names the output does not support give way."""
+    assert stages.spelled is not None
+    if stages.phones is not None or not stages.options.verification.verify_units:
+        return out
+    evidence = UnitEvidence.of(logprobs, stages.labels, stages.is_bpe, stages.blank)
+    plain = greedy_words(logprobs, stages.labels, stages.is_bpe)
+    return [verify_on_units(h, evidence, stages.spelled, plain, stages.options.verification)
+            for h in out]
+
+
 def _phonetic(results: list[SearchResult], logprobs: np.ndarray, stages: Stages,
               n_best: int | None) -> list[Hypothesis]:
     """Stage 3: the best ``rescore_n_best`` beams verified, looked up and rescored (they
@@ -136,8 +148,7 @@ def _phonetic(results: list[SearchResult], logprobs: np.ndarray, stages: Stages,
                           options.spotting.spot_blank_gate, floor=settings.phone_floor)
     on_units = None
     if settings.lookup_unit_margin < MAX_BONUS:
-        space = None if stages.is_bpe else list(stages.labels).index(" ")
-        units = UnitEvidence(logprobs, stages.blank, space)
+        units = UnitEvidence.of(logprobs, stages.labels, stages.is_bpe, stages.blank)
         spellings = stages.spelled.alternatives
 
         def on_units(entity: int, start: int, end: int) -> bool:

@@ -60,6 +60,13 @@ class UnitEvidence:
         self.blank = blank
         self._scores: dict[tuple[tuple[int, ...], int, int], float] = {}
 
+    @classmethod
+    def of(cls, logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool,
+           blank: int) -> UnitEvidence:
+        """The evidence of a decoder's output: its word separator (characters) counts as
+        a blank around a name."""
+        return cls(logprobs, blank, None if is_bpe else list(labels).index(" "))
+
     def span(self, start: int, end: int) -> tuple[int, int]:
         """``[start, end)`` padded by ``PAD`` and clipped to the utterance."""
         return max(0, start - PAD), min(len(self.rel), end + PAD)

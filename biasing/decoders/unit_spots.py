@@ -47,8 +47,7 @@ def spot_greedy(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, blank
                        logit_score)
     if not options.verification.verify_units:
         return found
-    space = None if is_bpe else list(labels).index(" ")
-    return verify_on_units(found, UnitEvidence(logprobs, blank, space), spelled,
+    return verify_on_units(found, UnitEvidence.of(logprobs, labels, is_bpe, blank), spelled,
                            greedy_words(logprobs, labels, is_bpe), options.verification)
 
 
