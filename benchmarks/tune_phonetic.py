@@ -65,6 +65,8 @@ GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     # all and any --model); 1000 turns a test off
     "support": {"unit_margin": (1.0, 2.0, 3.0, 1000.0), "unit_confidence": (0.5, 1.0, 1000.0)},
     "support_margin": {"unit_margin": (0.5, 0.75, 1.0, 1.25)},
+    "support_spots": {"spot_unit_margin": (1.0, 1.5, 2.0, 1000.0),
+                      "unit_confidence": (1.0, 1000.0)},
     "support_on": {"verify_units": (False, True)},
     "one": {"merge_spots": (True,)},
     # false alarms on general speech: the output units must say something like a looked-up

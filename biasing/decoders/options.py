@@ -184,11 +184,14 @@ class Verification(_Checked):
         True, "without phone posteriors, check every boosted or spotted name against the "
               "model's own output over its frames", "bool")
     unit_margin: float = _option(
-        1.0, "a checked name's best alignment may fall below the frame-wise best path by "
+        1.0, "a boosted name's best alignment may fall below the frame-wise best path by "
              "at most this much per unit")
     unit_confidence: float = _option(
         1.0, "a checked name's frames must have a mean best log-probability of at least "
              "minus this (the model is sure of something there)")
+    spot_unit_margin: float = _option(
+        1000.0, "unit_margin for unit-spotted names, which passed the spot rule already "
+                "(1000: only the confidence test)")
 
 
 # ----------------------------------------------------------------------------- whole

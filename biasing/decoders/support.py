@@ -9,7 +9,8 @@ name nobody said. A name is kept only where the output supports it over its fram
 
 - **score**: its best CTC alignment (:func:`~.ctc_score.ctc_viterbi`, over every spelling
   the list compiled for it) falls below the frame-wise best path by at most
-  ``unit_margin`` nats per unit;
+  ``unit_margin`` nats per unit (``spot_unit_margin`` for unit-spotted names, which the
+  spot rule held to its own margin already);
 - **confidence**: the model is sure of something there: the frames' best log-probability
   averages at least ``-unit_confidence`` (random or uninformative output is unsure
   everywhere, so no spelling can be "close" to it in a way that means anything).
@@ -30,7 +31,7 @@ from .ctc_score import ctc_viterbi
 from .hypothesis import EntityMatch, Hypothesis, WordFrames
 from .lists import Spelled
 from .lookup import covered_words, replace_matches
-from .options import Verification
+from .options import MAX_BONUS, Verification
 
 __all__ = ["PAD", "UnitEvidence", "verify_on_units"]
 
@@ -92,11 +93,14 @@ class UnitEvidence:
         return float(self.top[start:end].mean()) if end > start else 0.0
 
     def supports(self, alternatives: Sequence[tuple[int, ...]], start: int, end: int,
-                 options: Verification) -> bool:
-        """Whether the output supports a name spelled ``alternatives`` over its frames."""
+                 options: Verification, margin: float | None = None) -> bool:
+        """Whether the output supports a name spelled ``alternatives`` over its frames
+        (``margin`` nats per unit, default ``options.unit_margin``)."""
         start, end = self.span(start, end)
+        margin = options.unit_margin if margin is None else margin
         return (self.confidence(start, end) >= -options.unit_confidence
-                and self.deficit(alternatives, start, end) <= options.unit_margin)
+                and (margin >= MAX_BONUS
+                     or self.deficit(alternatives, start, end) <= margin))
 
 
 def verify_on_units(hypothesis: Hypothesis, evidence: UnitEvidence, spelled: Spelled,
@@ -111,7 +115,8 @@ def verify_on_units(hypothesis: Hypothesis, evidence: UnitEvidence, spelled: Spe
     removed: list[tuple[EntityMatch, list[WordFrames]]] = []
     for match in checked:
         spellings = alternatives[index[match.text]] if match.text in index else ()
-        if evidence.supports(spellings, match.start_frame, match.end_frame, options):
+        margin = options.spot_unit_margin if match.technique == "spot" else None
+        if evidence.supports(spellings, match.start_frame, match.end_frame, options, margin):
             continue
         first, last = covered_words(plain, match.start_frame, match.end_frame)
         removed.append((match, list(plain[first:last])))

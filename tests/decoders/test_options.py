@@ -28,7 +28,7 @@ def test_flat_names_reach_their_group() -> None:
 
 def test_every_field_has_one_flat_name_and_a_range() -> None:
     names = BiasingOptions.names()
-    assert len(names) == len(set(names)) == 28
+    assert len(names) == len(set(names)) == 29
     assert set(BiasingOptions().flat()) == set(names)
 
 
