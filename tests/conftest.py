@@ -8,9 +8,12 @@ Helpers that tests construct themselves (``char_logprobs``, ``ScriptedModel``,
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-from collections.abc import Sequence
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +240,27 @@ def shared_path(*parts: str) -> Path:
 def quartznet_dir() -> Path:
     """The pretrained QuartzNet 15x5 folder of the development data."""
     return shared_path("models", "quartznet15x5")
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` read-only: by its mode, or where modes do not stop this user (root), as
+    immutable (chattr +i); skips where neither can be done."""
+    folder.chmod(0o555)
+    immutable = False
+    try:
+        probe = folder / "probe"
+        with contextlib.suppress(OSError):
+            probe.touch()
+        if probe.exists():
+            probe.unlink()
+            chattr = shutil.which("chattr")
+            immutable = chattr is not None and subprocess.run(
+                [chattr, "+i", str(folder)], capture_output=True, check=False).returncode == 0
+            if not immutable:
+                pytest.skip("this user writes into read-only folders and chattr +i fails")
+        yield
+    finally:
+        if immutable:
+            subprocess.run([str(shutil.which("chattr")), "-i", str(folder)], check=True)
+        folder.chmod(0o755)

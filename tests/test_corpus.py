@@ -10,16 +10,16 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("torch")
+
+from conftest import read_only
 
 from biasing.cli import main
 from biasing.corpus import read_manifest, transcribe_corpus
@@ -214,30 +214,6 @@ def test_the_lock_goes_with_a_killed_process(tmp_path: Path) -> None:
         holder.kill()  # SIGKILL: no cleanup of its own runs
         holder.wait()
     ResultWriter(tmp_path).close()
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """``folder`` read-only: by its mode, or where modes do not stop this user (root), as
-    immutable (chattr +i); skips where neither can be done."""
-    folder.chmod(0o555)
-    immutable = False
-    try:
-        probe = folder / "probe"
-        with contextlib.suppress(OSError):
-            probe.touch()
-        if probe.exists():
-            probe.unlink()
-            chattr = shutil.which("chattr")
-            immutable = chattr is not None and subprocess.run(
-                [chattr, "+i", str(folder)], capture_output=True, check=False).returncode == 0
-            if not immutable:
-                pytest.skip("this user writes into read-only folders and chattr +i fails")
-        yield
-    finally:
-        if immutable:
-            subprocess.run([str(shutil.which("chattr")), "-i", str(folder)], check=True)
-        folder.chmod(0o755)
 
 
 @pytest.mark.parametrize("backend", [["--no-ray"], ["--num-actors", "1"]])

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHAR_LABELS, char_logprobs
+from conftest import CHAR_LABELS, char_logprobs, read_only
 
 from biasing.cli import main
 
@@ -91,33 +90,9 @@ def _held_by_another_process(scene: Scene) -> list[str]:
     return _corpus(scene)
 
 
-@contextlib.contextmanager
-def _read_only(folder: Path) -> Iterator[None]:
-    """``folder`` read-only: by its mode, or where modes do not stop this user (root), as
-    immutable (chattr +i); skips where neither can be done."""
-    folder.chmod(0o555)
-    immutable = False
-    try:
-        probe = folder / "probe"
-        with contextlib.suppress(OSError):
-            probe.touch()
-        if probe.exists():
-            probe.unlink()
-            chattr = shutil.which("chattr")
-            immutable = chattr is not None and subprocess.run(
-                [chattr, "+i", str(folder)], capture_output=True, check=False).returncode == 0
-            if not immutable:
-                pytest.skip("this user writes into read-only folders and chattr +i fails")
-        yield
-    finally:
-        if immutable:
-            subprocess.run([str(shutil.which("chattr")), "-i", str(folder)], check=True)
-        folder.chmod(0o755)
-
-
 def _read_only_out(scene: Scene) -> list[str]:
     (scene.folder / "out").mkdir()
-    scene.cleanup.enter_context(_read_only(scene.folder / "out"))
+    scene.cleanup.enter_context(read_only(scene.folder / "out"))
     return _corpus(scene)
 
 

@@ -114,16 +114,20 @@ class QuartzNetModel:
         checked = _check_waves(waves)
         if not checked:
             return []
-        batch, lengths = _pad_batch(checked)
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device)
-            n = torch.from_numpy(lengths).to(self.device)
-            feats, feat_lengths = self.frontend(x, n)
+            feats, feat_lengths = self._features(checked)
             out = self.network(feats, feat_lengths, until=found.spec.layer)
             logprobs = torch.log_softmax(out.heads[head].float(), dim=1).transpose(1, 2)
             logprobs_np = logprobs.cpu().numpy()
         return [np.ascontiguousarray(logprobs_np[i, :frames])
                 for i, frames in enumerate(out.lengths.tolist())]
+
+    def _features(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The padded batch's features and their lengths, on the model's device."""
+        batch, lengths = _pad_batch(waves)
+        x = torch.from_numpy(batch).to(self.device)
+        n = torch.from_numpy(lengths).to(self.device)
+        return self.frontend(x, n)
 
     def _check_layer(self, layer: object) -> None:
         _check_layer(layer, self.num_layers, "QuartzNet exposes blocks")
@@ -146,11 +150,8 @@ class QuartzNetModel:
             self._check_layer(layer)
         if not checked:
             return []
-        batch, lengths = _pad_batch(checked)
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device)
-            n = torch.from_numpy(lengths).to(self.device)
-            feats, feat_lengths = self.frontend(x, n)
+            feats, feat_lengths = self._features(checked)
             logits, out_lengths, hidden, heads, rep = self.network(feats, feat_lengths, layers)
             rep_np = rep.squeeze(2).transpose(1, 2).float().cpu().numpy() if representation \
                 else None
