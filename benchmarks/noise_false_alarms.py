@@ -11,7 +11,7 @@ random (frames, labels) scores go through ``build_biased_decoder`` with the same
 decoder API and ``ctc-biasing decode`` path: no phones). Prints the words and the listed
 entities each setting put in; no entity should appear.
 
-    python benchmarks/noise_false_alarms.py [--minutes 10] [--random 50]
+    python benchmarks/noise_false_alarms.py [--minutes 10] [--random 50] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=50,
                         help="flat and random score matrices through the decoder alone")
     parser.add_argument("--quartznet", default=str(shared_root() / "models" / "quartznet15x5"))
+    parser.add_argument("--only", default="", help="run the settings whose name has this text")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # unspellable/unpronounceable list entries
     if not DISTRACTORS.is_file():
@@ -91,7 +92,9 @@ def main() -> None:
         settings: list[tuple[str, dict[str, Any]]] = [
             ("bundled: default (phonetic + unit spots)", {}),
             ("bundled: no phone head (subword + unit spots)", {"phonetic": False}),
-            ("bundled: subword boosting only", {"phonetic": False, "merge_spots": False})]
+            ("bundled: subword boosting only", {"phonetic": False, "merge_spots": False}),
+            ("bundled: subword boosting only, verifier off",
+             {"phonetic": False, "merge_spots": False, "verify_units": False})]
         if Path(args.quartznet, "weights.npz").is_file():
             spec = f"quartznet:{args.quartznet}"
             settings += [
@@ -100,6 +103,8 @@ def main() -> None:
                 ("QuartzNet 15x5, no companion, verifier off",
                  {"model": spec, "companion": None, "verify_units": False})]
         for name, options in settings:
+            if args.only not in name:
+                continue
             transcriber = Transcriber(**{"threads": 1, **options})
             results = transcriber.transcribe(paths, entities)
             words = sum(len(r.words) for r in results)
@@ -108,7 +113,8 @@ def main() -> None:
                   f"{len({clip for clip, _ in hits})} |", flush=True)
             for clip, entity in hits[:10]:
                 print(f"|   {clip}: {entity} | | | |")
-    _scores(entities, args.random)
+    if args.random:
+        _scores(entities, args.random)
 
 
 def _scores(entities: EntityList, count: int) -> None:
