@@ -100,7 +100,9 @@ class Technique:
             elif need not in (KENLM, ADAPTER) and need not in context.head_labels:
                 which = f" ({context.model} has {', '.join(sorted(context.head_labels)) or 'none'})" \
                     if context.model else ""
-                out.append(f"a model with a {need!r} head{which}")
+                hint = "; --companion default runs the bundled model beside it" \
+                    if need == "phones" else ""
+                out.append(f"a model with a {need!r} head{which}{hint}")
         return out
 
     def build(self, context: EvalContext) -> DecodeFn:

@@ -44,7 +44,8 @@ def test_needs_are_checked_with_a_message() -> None:
     with pytest.raises(ValueError, match="'lm' needs a language model \\(pass --kenlm\\)"):
         TECHNIQUES["lm"].build(_context())
     phonetic = Technique("phonetic", "needs a phone head", needs=frozenset({"phones"}))
-    assert phonetic.missing(_context()) == ["a model with a 'phones' head"]
+    assert phonetic.missing(_context()) == [
+        "a model with a 'phones' head; --companion default runs the bundled model beside it"]
     assert phonetic.missing(_context(head_labels={"phones": ["AA", ""]})) == []
 
 

@@ -132,3 +132,65 @@ def test_the_cli_takes_a_companion(quartznet_dir: Path,
     assert "Reykjavik" in json.loads(capsys.readouterr().out)[0]["text"]
     assert main(base + ["--companion", "quartznet:/nowhere"]) == 2
     assert "companion 'quartznet:/nowhere' does not load" in capsys.readouterr().err
+
+
+def test_eval_records_the_companion_and_needs_one_for_phones(
+        quartznet_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from biasing.cli import main
+
+    base = ["eval", "--dataset", str(EXAMPLES),
+            "--entities-per-utt", str(EXAMPLES / "entities_per_utt.tsv"),
+            "--model", f"quartznet:{quartznet_dir}", "--threads", "1", "--no-cache"]
+    assert main(base + ["--techniques", "none,phonetic-spot",
+                        "--output", str(tmp_path / "paired")]) == 0
+    report = json.loads((tmp_path / "paired" / "results.json").read_text())
+    assert report["dataset"]["phones"] == "companion:default"
+    scores = report["results"]
+    assert scores["phonetic-spot"]["entity_f1"] > scores["none"]["entity_f1"]
+    hypotheses = (tmp_path / "paired" / "hypotheses" / "phonetic-spot.tsv").read_text()
+    assert "Reykjavik" in hypotheses
+    assert main(base + ["--techniques", "none,subword", "--companion", "none",
+                        "--output", str(tmp_path / "alone")]) == 0
+    assert json.loads((tmp_path / "alone" / "results.json").read_text()
+                      )["dataset"]["phones"] is None
+    capsys.readouterr()
+    assert main(base + ["--techniques", "phonetic", "--companion", "none",
+                        "--output", str(tmp_path / "refused")]) == 2
+    assert "companion" in capsys.readouterr().err
+
+
+def test_the_server_runs_the_companion_beside_the_model(quartznet_dir: Path) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from biasing.serve import ServerConfig, create_app
+
+    def heard(**settings: object) -> str:
+        config = ServerConfig(model=f"quartznet:{quartznet_dir}", workers=0, threads=1,
+                              **settings)  # type: ignore[arg-type]
+        with TestClient(create_app(config), client=("127.0.0.1", 50000)) as client:
+            answer = client.post("/v1/audio/transcriptions",
+                                 files={"file": ("travel.ogg",
+                                                 (EXAMPLES / "travel.ogg").read_bytes())},
+                                 data={"entities": "Reykjavik\nReykjanes"})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["text"])
+
+    assert "Reykjavik" in heard()
+    assert "Reykjavik" not in heard(companion=None)
+
+
+def test_corpus_runs_take_a_companion(quartznet_dir: Path, tmp_path: Path) -> None:
+    from biasing.cli import main
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(json.dumps({"id": "travel", "audio": str(EXAMPLES / "travel.ogg"),
+                                    "entities": ["Reykjavik", "Reykjanes"]}) + "\n")
+    texts = {}
+    for companion in ("default", "none"):
+        out = tmp_path / companion
+        assert main(["transcribe-corpus", str(manifest), "--output", str(out), "--no-ray",
+                     "--model", f"quartznet:{quartznet_dir}", "--companion", companion,
+                     "--threads", "1"]) == 0
+        texts[companion] = json.loads((out / "results.jsonl").read_text())["text"]
+    assert "Reykjavik" in texts["default"] and "Reykjavik" not in texts["none"]
