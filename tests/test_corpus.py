@@ -135,21 +135,6 @@ def test_the_cli_with_a_global_list(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 # ------------------------------------------------------------------- the output folder
 
-def no_model(*args: object, **kwargs: object) -> None:
-    raise AssertionError("a model was loaded although the output folder is unusable")
-
-
-def no_ray(*args: object, **kwargs: object) -> None:
-    raise AssertionError("Ray was started although the output folder is unusable")
-
-
-@pytest.fixture
-def refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loading a model or starting Ray fails the test: refusals come before either."""
-    monkeypatch.setattr("biasing.transcribe.Transcriber", no_model)
-    monkeypatch.setattr("biasing.corpus.ray_map", no_ray)
-
-
 @pytest.mark.parametrize(("output_format", "name"), [
     ("jsonl", RESULTS_JSONL), ("jsonl", LOCK_FILE), ("parquet", "part-00000.parquet")])
 def test_a_symlink_in_the_output_folder_is_refused_and_its_target_untouched(

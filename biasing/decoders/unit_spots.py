@@ -35,11 +35,11 @@ def spot_greedy(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, blank
     """Greedy decoding of (frames, labels) log-probabilities plus the unit-spot rule for
     the list ``spelled`` (None: greedy words only). Entities the greedy words already spell
     are respelled as listed (technique ``"greedy"``)."""
-    words = greedy_words(logprobs, labels, is_bpe)
+    plain = greedy_words(logprobs, labels, is_bpe)
     logit_score = float(logprobs.max(axis=1).sum()) if len(logprobs) else 0.0
     if spelled is None:
-        return Hypothesis(" ".join(w for w, _ in words), words, [], logit_score, logit_score)
-    words, matches = respell(words, spelled.compiled.spelling, spelled.compiled.max_words)
+        return Hypothesis(" ".join(w for w, _ in plain), plain, [], logit_score, logit_score)
+    words, matches = respell(plain, spelled.compiled.spelling, spelled.compiled.max_words)
     matches = [replace(m, technique="greedy") for m in matches]
     words, matches = merge_unit_spots(words, matches, logprobs, blank, spelled,
                                       options.weight, options.spotting)
@@ -48,7 +48,7 @@ def spot_greedy(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, blank
     if not options.verification.verify_units:
         return found
     return verify_on_units(found, UnitEvidence.of(logprobs, labels, is_bpe, blank), spelled,
-                           greedy_words(logprobs, labels, is_bpe), options.verification)
+                           plain, options.verification)
 
 
 def merge_unit_spots(words: list[WordFrames], matches: list[EntityMatch],

@@ -10,7 +10,7 @@ wav2vec2, 40 ms for Conformers, 80 ms for Citrinet), and the phone head fires a 
 ahead of a character output (``lead_s``; the phonetic techniques also align each
 utterance's words on the phones, so what is left is absorbed there).
 
->>> model = with_companion(load_model("quartznet:DIR"), load_companion("default"))  # doctest: +SKIP
+>>> model = attach_companion(load_model("quartznet:DIR"), "default")  # doctest: +SKIP
 >>> model.forward([wave])[0].heads["phones"].shape    # (model frames, 40)        # doctest: +SKIP
 """
 
@@ -26,8 +26,7 @@ import numpy as np
 from . import AcousticModel, ModelOutput
 
 __all__ = ["DEFAULT_COMPANION", "PHONE_HEAD", "Companion", "WithCompanion",
-           "attach_companion", "load_companion", "map_frames", "phones_source",
-           "with_companion"]
+           "attach_companion", "load_companion", "map_frames", "phones_source"]
 
 PHONE_HEAD = "phones"  # the auxiliary head the phonetic techniques read
 DEFAULT_COMPANION = "default"  # the bundled model
@@ -61,26 +60,14 @@ class Companion:
         self.labels = list(heads[head])
         self.sample_rate = int(model.sample_rate)
         self.frame_shift_s = float(model.frame_shift_s)
-        self.lead_s = lead_s
-        self.fingerprint = f"{getattr(model, 'fingerprint', source)}-{head}"
-
-    @property
-    def lead_s(self) -> float:
-        return self._lead_s
-
-    @lead_s.setter
-    def lead_s(self, value: float) -> None:
-        self._lead_s = float(value)
+        self.lead_s = float(lead_s)
+        self._model_fingerprint = f"{getattr(model, 'fingerprint', source)}-{head}"
 
     @property
     def fingerprint(self) -> str:
         """Changes with the model and the lead: mapped outputs are cached under it."""
-        lead = f"-lead{self._lead_s:g}" if self._lead_s else ""
-        return f"{self._fingerprint}{lead}"
-
-    @fingerprint.setter
-    def fingerprint(self, value: str) -> None:
-        self._fingerprint = value
+        lead = f"-lead{self.lead_s:g}" if self.lead_s else ""
+        return f"{self._model_fingerprint}{lead}"
 
     def posteriors(self, waves: Sequence[np.ndarray], rate: int) -> list[np.ndarray]:
         """(companion frames, phones) log-probabilities of waveforms at ``rate`` Hz."""
@@ -139,14 +126,6 @@ class WithCompanion:
                     p, self.companion.frame_shift_s, len(out.logprobs), self.frame_shift_s,
                     self.companion.lead_s)})
                 for out, p in zip(outputs, phones)]
-
-
-def with_companion(model: AcousticModel, companion: Companion | None) -> AcousticModel:
-    """``model`` with ``companion``'s phones, or ``model`` itself when there is no
-    companion or the model has a phone head of its own."""
-    if companion is None or PHONE_HEAD in (getattr(model, "head_labels", {}) or {}):
-        return model
-    return WithCompanion(model, companion)
 
 
 def attach_companion(model: AcousticModel, companion: Any = DEFAULT_COMPANION,

@@ -23,6 +23,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .form import RequestError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -77,29 +79,30 @@ class Gate:
             return
         refusal = self._refusal(scope)
         if refusal is not None:
-            await _send_error(send, *refusal)
+            await _send_error(send, refusal)
             return
         if scope["path"] in self._bounded:
             receive = _bounded(receive, self._limit, time.monotonic() + self._timeout_s)
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
-        """(status, message, code) when the caller may not use this path."""
+    def _refusal(self, scope: Scope) -> RequestError | None:
+        """Why the caller may not use this path, if it may not."""
         if scope["path"] in PUBLIC_PATHS:
             return None
         if self._key is None:
             client = scope.get("client")
             if not is_loopback(client[0] if client else None):
-                return (403, ("this server has no API key and serves this machine only: "
-                              "start it with a key (CTC_BIASING_API_KEY_FILE) to serve "
-                              "others"), "loopback_only")
+                return RequestError(403, "this server has no API key and serves this "
+                                    "machine only: start it with a key "
+                                    "(CTC_BIASING_API_KEY_FILE) to serve others",
+                                    code="loopback_only")
             return None
         headers = dict(scope.get("headers") or [])
         scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
                                                                  self._key):
-            return (401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                    "invalid_api_key")
+            return RequestError(401, "missing or wrong API key: send 'Authorization: "
+                                "Bearer <key>'", code="invalid_api_key")
         return None
 
 
@@ -126,12 +129,11 @@ def _bounded(receive: Receive, limit: int, deadline: float) -> Receive:
     return counted
 
 
-async def _send_error(send: Send, status: int, message: str, code: str) -> None:
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                 "param": None, "code": code}}).encode()
+async def _send_error(send: Send, error: RequestError) -> None:
+    body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode())]
-    if status == 401:
+    if error.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -162,22 +162,6 @@ CASES: list[tuple[str, Setup, int, str, tuple[str, ...]]] = [
 ]
 
 
-def _no_model(*args: object, **kwargs: object) -> None:
-    raise AssertionError("a model was loaded although the input is refused")
-
-
-def _no_ray(*args: object, **kwargs: object) -> None:
-    raise AssertionError("Ray was started although the input is refused")
-
-
-@pytest.fixture
-def refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loading a model or starting Ray fails the test: refusals come before either (an
-    AssertionError is not one of the errors the command line turns into exit 2)."""
-    monkeypatch.setattr("biasing.transcribe.Transcriber", _no_model)
-    monkeypatch.setattr("biasing.corpus.ray_map", _no_ray)
-
-
 def _snapshot(folder: Path) -> dict[str, tuple[str, bytes | str | None]]:
     """Every entry under ``folder``, none followed through a link: a link as its target, a
     file as its bytes, a folder as such."""
