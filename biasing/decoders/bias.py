@@ -65,6 +65,16 @@ class BiasScorer:
         self._letters = compiled.letters
         self._full = boosting.full_bonus_chars
 
+    @property
+    def letters(self) -> tuple[int, ...]:
+        """Per entity, the letters of its normalised spelling (short names earn less)."""
+        return self._letters
+
+    def numbers(self) -> list[float]:
+        """The bonuses as the compiled core takes them: unit bonus, adaptive scale, cap,
+        completion bonus (all times the weight) and ``full_bonus_chars``."""
+        return [self._static, self._scale, self._cap, self._completion, float(self._full)]
+
     def gain(self, gap: float) -> float:
         """What a unit ``gap`` nats below the frame's best unit earns on an entity path
         (before the entity weight)."""

@@ -105,6 +105,21 @@ class ContextGraph:
     def __len__(self) -> int:
         return len(self.children)
 
+    @property
+    def parents(self) -> list[int]:
+        """Each node's parent (the root's is itself); a parent comes before its children."""
+        return self._parent
+
+    @property
+    def symbols(self) -> list[int]:
+        """The symbol on the edge into each node (0 for the root)."""
+        return self._symbol
+
+    @property
+    def entity_weights(self) -> Sequence[float]:
+        """Each entity's completion weight."""
+        return self._entity_weight
+
     def fail(self, node: int) -> int:
         """The node of the longest proper suffix of ``node``'s path that is a path prefix."""
         found = self._fail.get(node)

@@ -27,12 +27,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import native
 from .alphabet import BPE_TOKEN
 from .bias import BiasScorer, BiasState
 from .hotwords import HotwordScorer
 from .language_model import ScoringModel
 
-__all__ = ["Beam", "SearchParams", "SearchResult", "Words", "search"]
+__all__ = ["Beam", "SearchParams", "SearchResult", "Words", "reference_search", "search"]
 
 NULL_FRAMES = (-1, -1)
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot loop)
@@ -118,7 +119,28 @@ class Words:
 def search(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, params: SearchParams,
            language_model: ScoringModel | None = None, hotwords: HotwordScorer | None = None,
            bias: BiasScorer | None = None, lm_start_state: Any = None) -> list[SearchResult]:
-    """Decode (frames, labels) natural-log probabilities; the best beams, best first."""
+    """Decode (frames, labels) natural-log probabilities; the best beams, best first.
+
+    Runs on the compiled core (:mod:`~biasing.decoders.native`) when it is built, on
+    :func:`reference_search` otherwise and for pyctcdecode's hotwords; both give the same
+    beams."""
+    if hotwords or not native.enabled():
+        return reference_search(logprobs, labels, is_bpe, params, language_model, hotwords,
+                                bias, lm_start_state)
+    lm_order = 1 if language_model is None else language_model.order
+    candidates = _Frames(logprobs, params.token_min_logp, params.force_window)
+    found = native.run_native(logprobs, labels, is_bpe, candidates, params.beam_width,
+                              params.beam_prune_logp, params.prune_history, language_model,
+                              bias, lm_start_state, max(1, lm_order - 1))
+    return [SearchResult(text, lm_state, list(zip(text.split(), frames)), logit, score)
+            for text, lm_state, frames, logit, score in found]
+
+
+def reference_search(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool,
+                     params: SearchParams, language_model: ScoringModel | None = None,
+                     hotwords: HotwordScorer | None = None, bias: BiasScorer | None = None,
+                     lm_start_state: Any = None) -> list[SearchResult]:
+    """:func:`search` in Python: the reference the compiled core is tested against."""
     lm_order = 1 if language_model is None else language_model.order
     words = Words(history=max(1, lm_order - 1))
     scorer = _Scorer(words, language_model, hotwords, lm_start_state)
@@ -171,6 +193,24 @@ class _Frames:
             forcible[np.arange(len(logprobs)), best_unit] = False
             for t, unit in zip(*np.nonzero(forcible)):
                 self.forcible[int(t)].append(int(unit))
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every frame's units (in :meth:`units`' order) and log-probabilities, flat:
+        ``(offsets, units, values)``, frame ``t`` at ``offsets[t]:offsets[t + 1]``."""
+        units: list[int] = []
+        values: list[float] = []
+        offsets = [0]
+        for t, single in enumerate(self.single):
+            if single:
+                units.append(self.best_unit[t])
+                values.append(self.best[t])
+            else:
+                found, p = self.units(t)
+                units += found
+                values += p
+            offsets.append(len(units))
+        return (np.asarray(offsets, dtype=np.int64), np.asarray(units, dtype=np.int32),
+                np.asarray(values, dtype=np.float64))
 
     def units(self, t: int) -> tuple[list[int], list[float]]:
         """Frame ``t``'s units and their log-probabilities."""

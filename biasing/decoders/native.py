@@ -1,0 +1,125 @@
+"""The compiled search core: :func:`search.search` in C++ (``_native.cpp``), same results.
+
+The C++ search and bias scorer follow the Python reference step for step (texts, frames
+and scores agree to the last bit; ``tests/decoders/test_native.py`` checks them on the
+golden fixtures and random inputs). Python still decides what needs Python's semantics:
+each frame's candidate units in the order the reference tries them, and each label's
+cleaned forms. A language model stays a Python object the core calls back for word
+scores (cached per word sequence, as in the reference); without one the search runs with
+the GIL released, so threads decode in parallel. pyctcdecode's hotwords run in the
+Python core.
+
+The core is built by ``pip install`` when a C++ compiler is there (``setup.py``); where
+it is not, :func:`available` is False and the decoder warns once and runs the Python core.
+``CTC_BIASING_CORE=python`` forces the Python core (benchmarks, bisecting).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .alphabet import BPE_TOKEN
+from .bias import BiasScorer
+from .context_graph import ContextGraph
+
+try:
+    from . import _native  # type: ignore[attr-defined]
+except ImportError:  # not built: the Python core runs
+    _native = None
+
+__all__ = ["available", "enabled", "native_graph", "prepare_vocabulary", "run_native"]
+
+_warned = False
+
+
+def available() -> bool:
+    """Whether the compiled core is built."""
+    return _native is not None
+
+
+def enabled() -> bool:
+    """Whether searches run on the compiled core: built, and not turned off with
+    ``CTC_BIASING_CORE=python``. Warns once when it is not built."""
+    global _warned
+    if os.environ.get("CTC_BIASING_CORE", "").lower() == "python":
+        return False
+    if _native is None:
+        if not _warned:
+            _warned = True
+            warnings.warn("ctc-biasing's compiled search core is not built (no C++ compiler "
+                          "at install?); decoding with the pure-Python core, several times "
+                          "slower. Reinstall with a compiler: pip install -e .",
+                          RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+_vocabularies: dict[tuple[tuple[str, ...], bool], Any] = {}
+
+
+def prepare_vocabulary(labels: Sequence[str], is_bpe: bool) -> Any:
+    """The labels as the core sees them (built once per vocabulary)."""
+    key = (tuple(labels), is_bpe)
+    found = _vocabularies.get(key)
+    if found is None:
+        starts, ends, clean, forced = [], [], [], []
+        for label in labels:
+            start = is_bpe and label[:1] == BPE_TOKEN
+            end = label[-1:] == BPE_TOKEN
+            word = label[1:] if start else label
+            starts.append(int(start))
+            ends.append(int(end))
+            # search._extend: the word part a piece begins (its "▁"s stripped)
+            clean.append(word[:-1] if end else word)
+            forced.append(label[:-1] if end else label)
+        assert _native is not None
+        found = _native.Vocabulary(list(labels), is_bpe, starts, ends, clean, forced)
+        if len(_vocabularies) > 64:
+            _vocabularies.clear()
+        _vocabularies[key] = found
+    return found
+
+
+def native_graph(graph: ContextGraph, letters: Sequence[int]) -> Any:
+    """The context graph in the core's form (built once per graph and kept on it)."""
+    found = getattr(graph, "_native", None)
+    if found is None:
+        assert _native is not None
+        found = _native.Graph(
+            np.asarray(graph.parents, dtype=np.int32), np.asarray(graph.symbols, dtype=np.int32),
+            np.asarray(graph.depth, dtype=np.int32), np.asarray(graph.weight, dtype=np.float64),
+            np.asarray(graph.entity, dtype=np.int32),
+            np.asarray(graph.entity_weights, dtype=np.float64),
+            np.asarray(letters, dtype=np.float64), graph.boundary)
+        graph._native = found  # type: ignore[attr-defined]
+    return found
+
+
+def run_native(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, candidates: Any,
+               beam_width: int, beam_prune_logp: float, prune_history: bool,
+               language_model: Any, bias: BiasScorer | None, lm_start_state: Any,
+               history: int) -> list[tuple[str, Any, list[tuple[int, int]], float, float]]:
+    """The compiled search over the frames' ``candidates`` (a ``search._Frames``):
+    ``(text, lm_state, word frames, logit score, score)`` per output beam, best first."""
+    vocabulary = prepare_vocabulary(labels, is_bpe)
+    offsets, units, values = candidates.flat()
+    force_offsets = np.zeros(len(logprobs) + 1, dtype=np.int64)
+    np.cumsum([len(f) for f in candidates.forcible], out=force_offsets[1:])
+    forcible = np.fromiter((u for f in candidates.forcible for u in f), dtype=np.int32,
+                           count=int(force_offsets[-1]))
+    graph, numbers = None, []
+    if bias is not None:
+        graph = native_graph(bias.graph, bias.letters)
+        numbers = bias.numbers()
+    return vocabulary.search(
+        np.ascontiguousarray(logprobs, dtype=np.float64), offsets, units, values,
+        np.asarray(candidates.single, dtype=np.uint8),
+        np.asarray(candidates.best_unit, dtype=np.int32),
+        np.asarray(candidates.best, dtype=np.float64), force_offsets, forcible,
+        beam_width, beam_prune_logp, prune_history, graph, numbers, language_model,
+        lm_start_state, history)
