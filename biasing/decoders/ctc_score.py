@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import native
+
 __all__ = ["align_words", "ctc_best_score", "ctc_log_likelihood", "ctc_viterbi"]
 
 NEG_INF = -np.inf
@@ -134,6 +136,11 @@ def ctc_viterbi(logprobs: np.ndarray, units: Sequence[int], blank: int,
             (NEG_INF, np.zeros((0, 2), dtype=np.int64))
     ext, skip = _extended(units, blank)
     emit = logprobs[:, ext]
+    if native.enabled():
+        best, found = native.viterbi(emit, skip)
+        if found is None:
+            return NEG_INF, np.zeros((0, 2), dtype=np.int64)
+        return best, found
     states = len(ext)
     back = np.zeros((len(emit), states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
     score = np.full(states, NEG_INF)

@@ -19,20 +19,24 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .alphabet import BPE_TOKEN
-from .bias import BiasScorer
-from .context_graph import ContextGraph
+
+if TYPE_CHECKING:
+    from .bias import BiasScorer
+    from .context_graph import ContextGraph
+    from .spotting import UnitTrie
 
 try:
     from . import _native  # type: ignore[attr-defined]
 except ImportError:  # not built: the Python core runs
     _native = None
 
-__all__ = ["available", "enabled", "native_graph", "prepare_vocabulary", "run_native"]
+__all__ = ["available", "enabled", "native_graph", "prepare_vocabulary", "run_native",
+           "spot_tokens", "viterbi"]
 
 _warned = False
 
@@ -123,3 +127,24 @@ def run_native(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, candid
         np.asarray(candidates.best, dtype=np.float64), force_offsets, forcible,
         beam_width, beam_prune_logp, prune_history, graph, numbers, language_model,
         lm_start_state, history)
+
+
+def spot_tokens(rel: np.ndarray, gate_open: np.ndarray, blank: int, trie: UnitTrie,
+                unit_bonus: float, max_cost: float, max_active: int,
+                ) -> list[tuple[int, int, float, int]]:
+    """``spotting._tokens`` compiled: ``(node, start, score, end)`` per completed (trie
+    node, start frame), in the order the reference records them."""
+    assert _native is not None
+    return _native.spot_tokens(
+        np.ascontiguousarray(rel, dtype=np.float64), np.asarray(gate_open, dtype=np.uint8),
+        blank, trie.unit, trie.depth, trie.child_ptr, trie.child_ids,
+        trie.terminal.view(np.uint8), float(unit_bonus), float(max_cost), int(max_active))
+
+
+def viterbi(emit: np.ndarray, skip: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """``ctc_score.ctc_viterbi``'s recursion and backtracking compiled, over the
+    extended sequence's (frames, states) emissions: the best score and per unit its
+    ``(first frame, last frame + 1)`` (None when no alignment fits)."""
+    assert _native is not None
+    return _native.viterbi(np.ascontiguousarray(emit, dtype=np.float64),
+                           np.asarray(skip, dtype=np.uint8))

@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import native
+
 __all__ = ["Spot", "SpotOptions", "UnitTrie", "spot"]
 
 NEG_INF = -np.inf
@@ -131,6 +133,24 @@ def spot(logprobs: np.ndarray, blank: int, trie: UnitTrie,
     if options.floor is not None:
         rel = np.maximum(rel, -options.floor)
     gate_open = logprobs[:, blank] <= np.log(options.blank_gate)
+    if native.enabled():
+        best = {(node, start): (score, end) for node, start, score, end in native.spot_tokens(
+            rel, gate_open, blank, trie, options.unit_bonus, options.max_cost,
+            options.max_active)}
+    else:
+        best = _tokens(rel, gate_open, blank, trie, options)
+    bonus = options.unit_bonus
+    spots = [Spot(key, units, start, end, score)
+             for (node, start), (score, end) in best.items()
+             for key, units in trie.ends[node]]
+    spots.sort(key=lambda s: -(s.score + bonus * len(s.units)))
+    return spots
+
+
+def _tokens(rel: np.ndarray, gate_open: np.ndarray, blank: int, trie: UnitTrie,
+            options: SpotOptions) -> dict[tuple[int, int], tuple[float, int]]:
+    """The token passing in numpy (the reference of the compiled core's): the best
+    ``(score, end)`` per completed ``(trie node, start frame)``."""
     roots = trie.child_ids[trie.child_ptr[0]:trie.child_ptr[1]]
     bonus = options.unit_bonus
     size = len(trie)
@@ -184,8 +204,4 @@ def spot(logprobs: np.ndarray, blank: int, trie: UnitTrie,
             previous = best.get((end_node, start))
             if previous is None or score > previous[0]:
                 best[(end_node, start)] = (score, t + 1)
-    spots = [Spot(key, units, start, end, score)
-             for (node, start), (score, end) in best.items()
-             for key, units in trie.ends[node]]
-    spots.sort(key=lambda s: -(s.score + bonus * len(s.units)))
-    return spots
+    return best
