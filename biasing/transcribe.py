@@ -314,7 +314,7 @@ class Transcriber:
             if attention and biased.attention is not None:
                 weights = Attention(biased.attention, biased.entities, shift)
         best = decoder.decode_hypotheses(logprobs, beam_width=self.beam_width,
-                                         entities=entities, phones=phones)[0]
+                                         entities=entities, phones=phones, n_best=1)[0]
         words = [WordTiming(w, s * shift, e * shift) for w, (s, e) in best.words]
         hits = [EntityHit(m.text, m.start_frame * shift, m.end_frame * shift, m.first_word,
                           m.last_word, m.technique, m.phone_score) for m in best.entities]

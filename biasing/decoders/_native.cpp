@@ -804,7 +804,8 @@ py::list spot_tokens(Doubles rel_array, Bytes gate_array, int blank, Longs unit_
     size_t order;
   };
   std::vector<Token> live, next;
-  std::vector<size_t> order;
+  std::vector<int64_t> seen(2 * size, -1), unique;  // per state: the frame it was last seen
+  std::vector<size_t> holder(2 * size, 0);          // ... and its best token there
   std::vector<double> adjusted;
   std::unordered_map<uint64_t, size_t> found;  // (node, start) -> index in bests
   std::vector<std::tuple<int64_t, int64_t, double, int64_t>> bests;
@@ -840,19 +841,23 @@ py::list spot_tokens(Doubles rel_array, Bytes gate_array, int blank, Longs unit_
           next.push_back({child_ids[i], r[unit[child_ids[i]]], t});
       }
       // one token per state, the best (the earliest of equals), states in order
-      order.resize(next.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-        if (next[a].state != next[b].state) return next[a].state < next[b].state;
-        if (next[a].score != next[b].score) return next[a].score > next[b].score;
-        return a < b;
-      });
+      unique.clear();
+      for (size_t i = 0; i < next.size(); ++i) {
+        const int64_t state = next[i].state;
+        if (seen[state] != t) {
+          seen[state] = t;
+          holder[state] = i;
+          unique.push_back(state);
+        } else if (next[i].score > next[holder[state]].score) {
+          holder[state] = i;
+        }
+      }
+      std::sort(unique.begin(), unique.end());
       live.clear();
       adjusted.clear();
-      for (size_t k = 0; k < order.size(); ++k) {
-        const Token& token = next[order[k]];
-        if (k > 0 && next[order[k - 1]].state == token.state) continue;
-        const int64_t node = token.state < size ? token.state : token.state - size;
+      for (int64_t state : unique) {
+        const Token& token = next[holder[state]];
+        const int64_t node = state < size ? state : state - size;
         const double adj = token.score + bonus * static_cast<double>(depth[node]);
         if (adj >= -max_cost) {
           live.push_back(token);

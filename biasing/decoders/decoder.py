@@ -257,12 +257,13 @@ class BiasedBeamSearchDecoder:
                           hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
                           lm_start_state: Any = None, *,
                           entities: EntityInput | None = None,
-                          phones: Any = None) -> list[Hypothesis]:
+                          phones: Any = None, n_best: int | None = None,
+                          ) -> list[Hypothesis]:
         """Like :meth:`decode_beams`, as :class:`Hypothesis` records with entity matches
-        (each saying which technique placed it)."""
+        (each saying which technique placed it); the best ``n_best`` (all when None)."""
         return self._run(logits, entities, beam_width, beam_prune_logp, token_min_logp,
                          prune_history, hotwords, hotword_weight, lm_start_state,
-                         phones=phones)
+                         n_best=n_best, phones=phones)
 
     def decode(self, logits: Any, beam_width: int = DEFAULT_BEAM_WIDTH,
                beam_prune_logp: float = DEFAULT_PRUNE_LOGP,

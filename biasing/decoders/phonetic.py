@@ -31,6 +31,7 @@ phone frames by forced alignment: the heads of one network may fire a few frames
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -202,7 +203,7 @@ def phonetic_rescore(nbest: Sequence[Hypothesis], evidence: PhoneEvidence,
             if text not in seen:
                 seen.add(text)
                 candidates.append(candidate)
-    listed = {w.casefold() for text in texts for w in text.split()}
+    listed = _listed(tuple(texts))
     credit = {text: spotter.unit_bonus * scale for text, scale in zip(texts, scales)}
     scores = _region_scores(candidates, evidence, listed, options.oov_penalty, credit)
     out = [Hypothesis(" ".join(w for w, _ in c.words), c.words, c.entities,
@@ -335,7 +336,7 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
     if not spots:
         return candidate
     words = candidate.words
-    listed = {w.casefold() for text in texts for w in text.split()}
+    listed = _listed(tuple(texts))
     shift = evidence.shift(words)  # the placed words' frames, on the output's time line
 
     def gain(found: Spot, covered: Sequence[str], start: int, end: int) -> float:
@@ -385,9 +386,20 @@ def _credit_scale(texts: Sequence[str], full: int, weights: Sequence[float] | No
     (at most 1; short names are cheap to find anywhere; no scaling when ``full`` is 0)."""
     out = [1.0] * len(texts) if weights is None else [float(w) for w in weights]
     if full > 0:
-        out = [w * min(1.0, sum(c.isalpha() for c in text) / full)
-               for w, text in zip(out, texts)]
+        out = [w * min(1.0, letters / full) for w, letters in zip(out, _letters(tuple(texts)))]
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _letters(texts: tuple[str, ...]) -> tuple[int, ...]:
+    """Letters per entity (cached per list: the lists come back request after request)."""
+    return tuple(sum(c.isalpha() for c in text) for text in texts)
+
+
+@functools.lru_cache(maxsize=16)
+def _listed(texts: tuple[str, ...]) -> frozenset[str]:
+    """The listed words, case-folded (cached per list)."""
+    return frozenset(w.casefold() for text in texts for w in text.split())
 
 
 def _units(candidate: Candidate, evidence: PhoneEvidence, lo: int, hi: int) -> PhoneUnits:
