@@ -955,6 +955,81 @@ py::tuple viterbi(Doubles emit_array, Bytes skip_array) {
   return py::make_tuple(best, spans);
 }
 
+// ---------------------------------------------------------------- building the graph
+// ContextGraph.build's prefix tree, node for node (the same numbering, weights and entity
+// ends), from (entity index, symbols, weight) paths; and compile's spotter sequences: per
+// path its units without the word boundaries, (entity, units) pairs once each in order.
+py::tuple build_graph(py::list paths, int boundary, int virtual_boundary) {
+  std::vector<int32_t> parent{0}, symbol{0}, depth{0}, entity{-1};
+  std::vector<double> weight{0.0};
+  std::unordered_map<uint64_t, int32_t> child;  // (node, symbol) -> node
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> sequences;
+  std::unordered_map<std::string, size_t> seen_sequences;
+  std::vector<int64_t> units;
+  const Py_ssize_t n_paths = PyList_GET_SIZE(paths.ptr());
+  for (Py_ssize_t i = 0; i < n_paths; ++i) {
+    PyObject* item = PyList_GET_ITEM(paths.ptr(), i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3)
+      throw std::invalid_argument("a path is (entity index, symbols, weight)");
+    const long index = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+    const double path_weight = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 2));
+    PyObject* symbols = PySequence_Fast(PyTuple_GET_ITEM(item, 1), "symbols must be a list");
+    if (!symbols || PyErr_Occurred()) throw py::error_already_set();
+    const Py_ssize_t length = PySequence_Fast_GET_SIZE(symbols);
+    PyObject** items = PySequence_Fast_ITEMS(symbols);
+    int32_t node = 0;
+    units.clear();
+    for (Py_ssize_t k = 0; k < length; ++k) {
+      const long value = PyLong_AsLong(items[k]);
+      if (value == -1 && PyErr_Occurred()) {
+        Py_DECREF(symbols);
+        throw py::error_already_set();
+      }
+      const int32_t sym = static_cast<int32_t>(value);
+      // compile._trim (the first and last boundary) and the virtual boundaries inside
+      const bool edge = (k == 0 || k == length - 1) && sym == boundary;
+      if (!edge && sym != virtual_boundary) units.push_back(sym);
+      const uint64_t key = pair_key(node, sym);
+      auto found = child.find(key);
+      int32_t next;
+      if (found == child.end()) {
+        next = static_cast<int32_t>(parent.size());
+        child.emplace(key, next);
+        parent.push_back(node);
+        symbol.push_back(sym);
+        depth.push_back(depth[node] + 1);
+        weight.push_back(path_weight);
+        entity.push_back(-1);
+      } else {
+        next = found->second;
+        if (path_weight > weight[next]) weight[next] = path_weight;
+      }
+      node = next;
+    }
+    Py_DECREF(symbols);
+    if (entity[node] < 0) entity[node] = static_cast<int32_t>(index);
+    std::string key(reinterpret_cast<const char*>(&index), sizeof(index));
+    key.append(reinterpret_cast<const char*>(units.data()), units.size() * sizeof(int64_t));
+    if (seen_sequences.emplace(std::move(key), sequences.size()).second)
+      sequences.emplace_back(index, units);
+  }
+  auto as_array = [](const auto& v) {
+    using T = typename std::decay_t<decltype(v)>::value_type;
+    py::array_t<T> out(static_cast<py::ssize_t>(v.size()));
+    std::copy(v.begin(), v.end(), out.mutable_data());
+    return out;
+  };
+  py::list spotted(sequences.size());
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const auto& [index, seq] = sequences[i];
+    py::tuple t(seq.size());
+    for (size_t k = 0; k < seq.size(); ++k) t[k] = py::int_(seq[k]);
+    spotted[i] = py::make_tuple(index, t);
+  }
+  return py::make_tuple(as_array(parent), as_array(symbol), as_array(depth), as_array(weight),
+                        as_array(entity), spotted);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -976,6 +1051,7 @@ PYBIND11_MODULE(_native, m) {
              return py::make_tuple(bonus, node, partial);
            });
   m.def("spot_tokens", &spot_tokens);
+  m.def("build_graph", &build_graph);
   m.def("viterbi", &viterbi);
   py::class_<Vocabulary>(m, "Vocabulary")
       .def(py::init<const std::vector<std::string>&, bool, const std::vector<int>&,

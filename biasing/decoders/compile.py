@@ -93,16 +93,13 @@ def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequenc
                 if variant_paths:
                     paths.extend((index, path, entity.weight) for path in variant_paths)
                     spelling.setdefault(tuple(variant_norm.split(" ")), entity.text)
-    graph = ContextGraph.build(paths, boundary, [e.weight for e in entities])
+    graph, units = ContextGraph.build_with_units(paths, boundary, [e.weight for e in entities])
     words = frozenset(w for norm in normalized if norm for w in norm.split(" "))
     return CompiledEntities(
         entities=entities, normalized=tuple(normalized), graph=graph, words=words,
         spelling=spelling, max_words=max((len(k) for k in spelling), default=0),
         letters=tuple(len(n.replace(" ", "")) for n in normalized),
-        skipped=tuple(e.text for e, n in zip(entities, normalized) if not n),
-        units=tuple(dict.fromkeys(
-            (index, tuple(u for u in _trim(path, boundary) if u != BOUNDARY))
-            for index, path, _ in paths)))
+        skipped=tuple(e.text for e, n in zip(entities, normalized) if not n), units=units)
 
 
 def g2g_variants(tokenizer: Tokenizer, k: int) -> VariantsFn:
@@ -116,13 +113,6 @@ def g2g_variants(tokenizer: Tokenizer, k: int) -> VariantsFn:
         found = spelling_variants(texts, inventory, G2GOptions(k=k))
         return {text: [v for v, _ in spellings] for text, spellings in found.items()}
     return variants
-
-
-def _trim(path: list[int], boundary: int) -> list[int]:
-    """A graph path without its leading and trailing word boundary."""
-    start = 1 if path and path[0] == boundary else 0
-    end = len(path) - 1 if len(path) > start and path[-1] == boundary else len(path)
-    return path[start:end]
 
 
 def _space_index(labels: Sequence[str]) -> int:

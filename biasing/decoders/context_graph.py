@@ -21,9 +21,13 @@ Building is linear in the total length of the paths; one step is amortised O(1).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 BOUNDARY = -1
 
@@ -40,26 +44,31 @@ class GraphStats:
 class ContextGraph:
     """Aho-Corasick automaton over unit sequences. Build with :meth:`build`.
 
-    Failure and output links are computed lazily, on first use, and memoised: a decode
-    touches few nodes of a large graph, and building stays linear in the input.
+    The tree is kept as arrays (per node: parent, symbol, depth, weight, entity; a parent
+    comes before its children); the per-node ``children`` dicts the Python core walks are
+    made on first use (the compiled core reads the arrays). Failure and output links are
+    computed lazily, on first use, and memoised: a decode touches few nodes of a large
+    graph, and building stays linear in the input.
     """
 
-    def __init__(self, children: list[dict[int, int]], parent: list[int], symbol: list[int],
-                 depth: list[int], weight: list[float], entity: list[int],
+    def __init__(self, parent: Sequence[int], symbol: Sequence[int], depth: Sequence[int],
+                 weight: Sequence[float], entity: Sequence[int],
                  entity_weight: Sequence[float], boundary: int, stats: GraphStats) -> None:
-        self.children = children
-        self.depth = depth
-        self.weight = weight
-        self.entity = entity
-        self.start = children[0].get(boundary, 0)  # state after the utterance-initial boundary
+        self.arrays = GraphArrays(np.asarray(parent, dtype=np.int32),
+                                  np.asarray(symbol, dtype=np.int32),
+                                  np.asarray(depth, dtype=np.int32),
+                                  np.asarray(weight, dtype=np.float64),
+                                  np.asarray(entity, dtype=np.int32),
+                                  np.asarray(entity_weight, dtype=np.float64))
         self.boundary = boundary  # symbol that separates words
         self.stats = stats
-        self._parent = parent
-        self._symbol = symbol
-        self._entity_weight = entity_weight
+        self._entity_weight = list(entity_weight)
         self._fail: dict[int, int] = {0: 0}
         self._output: dict[int, tuple[int, float]] = {}
         self._force: dict[int, tuple[int, ...]] = {}
+        root = self.arrays.parent[1:] == 0
+        after = np.flatnonzero(root & (self.arrays.symbol[1:] == boundary))
+        self.start = int(after[0]) + 1 if len(after) else 0  # after the initial boundary
 
     @classmethod
     def build(cls, paths: Sequence[tuple[int, Sequence[int], float]], boundary: int,
@@ -70,50 +79,67 @@ class ContextGraph:
         Several paths may share an entity index (segmentations, spelling variants).
         ``entity_weights[i]`` scales entity ``i``'s completion (default 1).
         """
+        return cls.build_with_units(paths, boundary, entity_weights)[0]
+
+    @classmethod
+    def build_with_units(cls, paths: Sequence[tuple[int, Sequence[int], float]],
+                         boundary: int, entity_weights: Sequence[float] = (),
+                         ) -> tuple[ContextGraph, tuple[tuple[int, tuple[int, ...]], ...]]:
+        """:meth:`build`, and each path's units without its word boundaries (``(entity
+        index, units)`` once each, in order: what the unit spotter looks for)."""
+        from . import native
+
         started = time.perf_counter()
-        children: list[dict[int, int]] = [{}]
-        parent = [0]
-        symbol_in = [0]
-        depth = [0]
-        weight = [0.0]
-        entity = [-1]
-        for index, symbols, path_weight in paths:
-            node = 0
-            for symbol in symbols:
-                nxt = children[node].get(symbol)
-                if nxt is None:
-                    nxt = len(children)
-                    children[node][symbol] = nxt
-                    children.append({})
-                    parent.append(node)
-                    symbol_in.append(symbol)
-                    depth.append(depth[node] + 1)
-                    weight.append(path_weight)
-                    entity.append(-1)
-                elif path_weight > weight[nxt]:
-                    weight[nxt] = path_weight
-                node = nxt
-            if entity[node] < 0:
-                entity[node] = index
         if not entity_weights:
             entity_weights = [1.0] * (max((p[0] for p in paths), default=-1) + 1)
-        stats = GraphStats(n_paths=len(paths), n_nodes=len(children),
+        if native.available():  # the same tree, built in C++
+            parent, symbol, depth, weight, entity, units = native.build_graph(paths, boundary)
+        else:
+            parent, symbol, depth, weight, entity = _build_tree(paths)
+            units = list(dict.fromkeys(
+                (index, tuple(u for u in _trim(path, boundary) if u != BOUNDARY))
+                for index, path, _ in paths))
+        stats = GraphStats(n_paths=len(paths), n_nodes=len(parent),
                            build_s=time.perf_counter() - started)
-        return cls(children, parent, symbol_in, depth, weight, entity, entity_weights,
-                   boundary, stats)
+        graph = cls(parent, symbol, depth, weight, entity, entity_weights, boundary, stats)
+        return graph, tuple(units)
 
     def __len__(self) -> int:
-        return len(self.children)
+        return len(self.arrays.parent)
 
-    @property
+    @functools.cached_property
+    def children(self) -> list[dict[int, int]]:
+        """Per node, symbol -> child node."""
+        children: list[dict[int, int]] = [{} for _ in range(len(self))]
+        for node, (parent, symbol) in enumerate(zip(self.parents, self.symbols)):
+            if node:
+                children[parent][symbol] = node
+        return children
+
+    @functools.cached_property
     def parents(self) -> list[int]:
         """Each node's parent (the root's is itself); a parent comes before its children."""
-        return self._parent
+        return self.arrays.parent.tolist()
 
-    @property
+    @functools.cached_property
     def symbols(self) -> list[int]:
         """The symbol on the edge into each node (0 for the root)."""
-        return self._symbol
+        return self.arrays.symbol.tolist()
+
+    @functools.cached_property
+    def depth(self) -> list[int]:
+        """Symbols (boundaries included) from the root to each node."""
+        return self.arrays.depth.tolist()
+
+    @functools.cached_property
+    def weight(self) -> list[float]:
+        """Per node, the largest weight of the entities whose paths pass through it."""
+        return self.arrays.weight.tolist()
+
+    @functools.cached_property
+    def entity(self) -> list[int]:
+        """Per node, the entity whose path ends there (after its closing boundary), or -1."""
+        return self.arrays.entity.tolist()
 
     @property
     def entity_weights(self) -> Sequence[float]:
@@ -125,7 +151,7 @@ class ContextGraph:
         found = self._fail.get(node)
         if found is not None:
             return found
-        parent, symbol = self._parent[node], self._symbol[node]
+        parent, symbol = self.parents[node], self.symbols[node]
         link = 0
         if parent != 0:
             target = self.fail(parent)
@@ -187,3 +213,48 @@ class ContextGraph:
             units = tuple(found)
             self._force[node] = units
         return units
+
+
+class GraphArrays(NamedTuple):
+    """The tree as arrays (what the compiled core reads)."""
+
+    parent: np.ndarray  # int32 per node
+    symbol: np.ndarray  # int32 per node
+    depth: np.ndarray  # int32 per node
+    weight: np.ndarray  # float64 per node
+    entity: np.ndarray  # int32 per node
+    entity_weight: np.ndarray  # float64 per entity
+
+
+def _build_tree(paths: Sequence[tuple[int, Sequence[int], float]],
+                ) -> tuple[list[int], list[int], list[int], list[float], list[int]]:
+    """The prefix tree of the paths as per-node lists (in Python; the compiled core has
+    the same in C++)."""
+    children: list[dict[int, int]] = [{}]
+    parent, symbol_in, depth, weight, entity = [0], [0], [0], [0.0], [-1]
+    for index, symbols, path_weight in paths:
+        node = 0
+        for symbol in symbols:
+            nxt = children[node].get(symbol)
+            if nxt is None:
+                nxt = len(children)
+                children[node][symbol] = nxt
+                children.append({})
+                parent.append(node)
+                symbol_in.append(symbol)
+                depth.append(depth[node] + 1)
+                weight.append(path_weight)
+                entity.append(-1)
+            elif path_weight > weight[nxt]:
+                weight[nxt] = path_weight
+            node = nxt
+        if entity[node] < 0:
+            entity[node] = index
+    return parent, symbol_in, depth, weight, entity
+
+
+def _trim(path: Sequence[int], boundary: int) -> Sequence[int]:
+    """A graph path without its leading and trailing word boundary."""
+    start = 1 if path and path[0] == boundary else 0
+    end = len(path) - 1 if len(path) > start and path[-1] == boundary else len(path)
+    return path[start:end]

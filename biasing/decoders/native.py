@@ -35,7 +35,7 @@ try:
 except ImportError:  # not built: the Python core runs
     _native = None
 
-__all__ = ["available", "enabled", "native_graph", "prepare_vocabulary", "run_native",
+__all__ = ["available", "build_graph", "enabled", "native_graph", "prepare_vocabulary", "run_native",
            "spot_tokens", "viterbi"]
 
 _warned = False
@@ -94,12 +94,10 @@ def native_graph(graph: ContextGraph, letters: Sequence[int]) -> Any:
     found = getattr(graph, "_native", None)
     if found is None:
         assert _native is not None
-        found = _native.Graph(
-            np.asarray(graph.parents, dtype=np.int32), np.asarray(graph.symbols, dtype=np.int32),
-            np.asarray(graph.depth, dtype=np.int32), np.asarray(graph.weight, dtype=np.float64),
-            np.asarray(graph.entity, dtype=np.int32),
-            np.asarray(graph.entity_weights, dtype=np.float64),
-            np.asarray(letters, dtype=np.float64), graph.boundary)
+        a = graph.arrays
+        found = _native.Graph(a.parent, a.symbol, a.depth, a.weight, a.entity,
+                              a.entity_weight, np.asarray(letters, dtype=np.float64),
+                              graph.boundary)
         graph._native = found  # type: ignore[attr-defined]
     return found
 
@@ -127,6 +125,18 @@ def run_native(logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool, candid
         np.asarray(candidates.best, dtype=np.float64), force_offsets, forcible,
         beam_width, beam_prune_logp, prune_history, graph, numbers, language_model,
         lm_start_state, history)
+
+
+def build_graph(paths: Sequence[tuple[int, Sequence[int], float]], boundary: int,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                           list[tuple[int, tuple[int, ...]]]]:
+    """``context_graph._build_tree`` compiled (parent, symbol, depth, weight and entity per
+    node), and the spotter's ``(entity, units)`` sequences of the paths."""
+    from .context_graph import BOUNDARY
+
+    assert _native is not None
+    return _native.build_graph(paths if isinstance(paths, list) else list(paths), boundary,
+                               BOUNDARY)
 
 
 def spot_tokens(rel: np.ndarray, gate_open: np.ndarray, blank: int, trie: UnitTrie,

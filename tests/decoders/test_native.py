@@ -207,3 +207,23 @@ def test_viterbi_alignment_matches_the_numpy_reference(
     assert compiled[0][0] == reference[0][0]
     assert compiled[0][1].tolist() == reference[0][1].tolist()
     assert compiled[1] == reference[1]
+
+
+@pytest.mark.parametrize("boundary", [BOUNDARY, 0], ids=["subword", "character"])
+def test_the_graph_is_built_node_for_node_as_in_python(boundary: int) -> None:
+    from biasing.decoders.context_graph import _build_tree, _trim
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for index in range(300):
+        inner = [int(u) for u in rng.integers(1, 6, rng.integers(1, 8))]
+        if rng.random() < 0.3:
+            inner.insert(int(rng.integers(0, len(inner))), boundary)  # a word break
+        weight = float(rng.choice([1.0, 2.0, 0.5]))
+        paths.append((index // 2, [boundary, *inner, boundary], weight))  # two per entity
+    paths.append((0, paths[0][1], 1.0))  # a repeated path
+    parent, symbol, depth, weight, entity, units = native.build_graph(paths, boundary)
+    assert (parent.tolist(), symbol.tolist(), depth.tolist(), weight.tolist(),
+            entity.tolist()) == _build_tree(paths)
+    assert units == list(dict.fromkeys(
+        (i, tuple(u for u in _trim(p, boundary) if u != BOUNDARY)) for i, p, _ in paths))
