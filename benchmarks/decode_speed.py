@@ -217,8 +217,12 @@ def _flashlight(labels: list[str], beam_width: int) -> Any:
     """flashlight-text's LexiconFreeDecoder (the issue's settings: token beam 8, threshold
     10, no LM), or None where it is not installed (``pip install flashlight-text``)."""
     try:
-        from flashlight.lib.text.decoder import (CriterionType, LexiconFreeDecoder,
-                                                 LexiconFreeDecoderOptions, ZeroLM)
+        from flashlight.lib.text.decoder import (
+            CriterionType,
+            LexiconFreeDecoder,
+            LexiconFreeDecoderOptions,
+            ZeroLM,
+        )
     except ImportError:
         return None
     options = LexiconFreeDecoderOptions(beam_size=beam_width, beam_size_token=8,

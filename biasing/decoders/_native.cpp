@@ -956,13 +956,61 @@ py::tuple viterbi(Doubles emit_array, Bytes skip_array) {
 }
 
 // ---------------------------------------------------------------- building the graph
+// (node, symbol) -> child, open addressing: the tree's edges are looked up once per path
+// symbol, and a chained map's cache misses cost more than the rest of the build
+class EdgeMap {
+ public:
+  EdgeMap() : keys_(1024, kEmpty), values_(1024, 0) {}
+  // the child along key, or inserts value and returns -1
+  int32_t find_or_insert(uint64_t key, int32_t value) {
+    if (2 * (size_ + 1) > keys_.size()) grow();
+    size_t mask = keys_.size() - 1;
+    for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
+      if (keys_[i] == key) return values_[i];
+      if (keys_[i] == kEmpty) {
+        keys_[i] = key;
+        values_[i] = value;
+        ++size_;
+        return -1;
+      }
+    }
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~0ull;
+  static uint64_t mix(uint64_t x) {  // splitmix64's finaliser
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  }
+  void grow() {
+    std::vector<uint64_t> keys(keys_.size() * 2, kEmpty);
+    std::vector<int32_t> values(keys.size(), 0);
+    size_t mask = keys.size() - 1;
+    for (size_t j = 0; j < keys_.size(); ++j) {
+      if (keys_[j] == kEmpty) continue;
+      size_t i = mix(keys_[j]) & mask;
+      while (keys[i] != kEmpty) i = (i + 1) & mask;
+      keys[i] = keys_[j];
+      values[i] = values_[j];
+    }
+    keys_.swap(keys);
+    values_.swap(values);
+  }
+  std::vector<uint64_t> keys_;
+  std::vector<int32_t> values_;
+  size_t size_ = 0;
+};
+
 // ContextGraph.build's prefix tree, node for node (the same numbering, weights and entity
 // ends), from (entity index, symbols, weight) paths; and compile's spotter sequences: per
 // path its units without the word boundaries, (entity, units) pairs once each in order.
 py::tuple build_graph(py::list paths, int boundary, int virtual_boundary) {
   std::vector<int32_t> parent{0}, symbol{0}, depth{0}, entity{-1};
   std::vector<double> weight{0.0};
-  std::unordered_map<uint64_t, int32_t> child;  // (node, symbol) -> node
+  EdgeMap child;  // (node, symbol) -> node
   std::vector<std::pair<int64_t, std::vector<int64_t>>> sequences;
   std::unordered_map<std::string, size_t> seen_sequences;
   std::vector<int64_t> units;
@@ -989,20 +1037,17 @@ py::tuple build_graph(py::list paths, int boundary, int virtual_boundary) {
       // compile._trim (the first and last boundary) and the virtual boundaries inside
       const bool edge = (k == 0 || k == length - 1) && sym == boundary;
       if (!edge && sym != virtual_boundary) units.push_back(sym);
-      const uint64_t key = pair_key(node, sym);
-      auto found = child.find(key);
-      int32_t next;
-      if (found == child.end()) {
+      int32_t next = child.find_or_insert(pair_key(node, sym),
+                                          static_cast<int32_t>(parent.size()));
+      if (next < 0) {
         next = static_cast<int32_t>(parent.size());
-        child.emplace(key, next);
         parent.push_back(node);
         symbol.push_back(sym);
         depth.push_back(depth[node] + 1);
         weight.push_back(path_weight);
         entity.push_back(-1);
-      } else {
-        next = found->second;
-        if (path_weight > weight[next]) weight[next] = path_weight;
+      } else if (path_weight > weight[next]) {
+        weight[next] = path_weight;
       }
       node = next;
     }
@@ -1019,6 +1064,8 @@ py::tuple build_graph(py::list paths, int boundary, int virtual_boundary) {
     std::copy(v.begin(), v.end(), out.mutable_data());
     return out;
   };
+  // a hundred thousand new tuples would run the cyclic GC over every object many times
+  const int collecting = PyGC_Disable();
   py::list spotted(sequences.size());
   for (size_t i = 0; i < sequences.size(); ++i) {
     const auto& [index, seq] = sequences[i];
@@ -1026,6 +1073,7 @@ py::tuple build_graph(py::list paths, int boundary, int virtual_boundary) {
     for (size_t k = 0; k < seq.size(); ++k) t[k] = py::int_(seq[k]);
     spotted[i] = py::make_tuple(index, t);
   }
+  if (collecting) PyGC_Enable();
   return py::make_tuple(as_array(parent), as_array(symbol), as_array(depth), as_array(weight),
                         as_array(entity), spotted);
 }

@@ -7,6 +7,7 @@ original spelling. Decoders cache it per list content hash.
 
 from __future__ import annotations
 
+import gc
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,20 @@ VariantsFn = Callable[[list[str]], Mapping[str, Sequence[str]]]
 
 def compile_entities(entities: EntityList, tokenizer: Tokenizer, labels: Sequence[str],
                      is_bpe: bool, variants: VariantsFn | None = None) -> CompiledEntities:
+    """:func:`_compile` without the cyclic garbage collector, which would otherwise walk
+    every live object again and again while a large list makes its many small objects
+    (none of them cyclic)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(entities, tokenizer, labels, is_bpe, variants)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _compile(entities: EntityList, tokenizer: Tokenizer, labels: Sequence[str],
+             is_bpe: bool, variants: VariantsFn | None = None) -> CompiledEntities:
     """Normalise and tokenise every entity, and build the context graph.
 
     ``variants`` maps the normalised spellings to extra spellings (e.g. G2G sound-alikes);

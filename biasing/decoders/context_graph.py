@@ -25,7 +25,7 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -51,8 +51,9 @@ class ContextGraph:
     graph, and building stays linear in the input.
     """
 
-    def __init__(self, parent: Sequence[int], symbol: Sequence[int], depth: Sequence[int],
-                 weight: Sequence[float], entity: Sequence[int],
+    def __init__(self, parent: Sequence[int] | np.ndarray, symbol: Sequence[int] | np.ndarray,
+                 depth: Sequence[int] | np.ndarray, weight: Sequence[float] | np.ndarray,
+                 entity: Sequence[int] | np.ndarray,
                  entity_weight: Sequence[float], boundary: int, stats: GraphStats) -> None:
         self.arrays = GraphArrays(np.asarray(parent, dtype=np.int32),
                                   np.asarray(symbol, dtype=np.int32),
@@ -92,15 +93,17 @@ class ContextGraph:
         started = time.perf_counter()
         if not entity_weights:
             entity_weights = [1.0] * (max((p[0] for p in paths), default=-1) + 1)
+        tree: Sequence[Any]
         if native.available():  # the same tree, built in C++
-            parent, symbol, depth, weight, entity, units = native.build_graph(paths, boundary)
+            *tree, units = native.build_graph(paths, boundary)
         else:
-            parent, symbol, depth, weight, entity = _build_tree(paths)
+            tree = _build_tree(paths)
             units = list(dict.fromkeys(
                 (index, tuple(u for u in _trim(path, boundary) if u != BOUNDARY))
                 for index, path, _ in paths))
-        stats = GraphStats(n_paths=len(paths), n_nodes=len(parent),
+        stats = GraphStats(n_paths=len(paths), n_nodes=len(tree[0]),
                            build_s=time.perf_counter() - started)
+        parent, symbol, depth, weight, entity = tree
         graph = cls(parent, symbol, depth, weight, entity, entity_weights, boundary, stats)
         return graph, tuple(units)
 

@@ -215,7 +215,7 @@ def phonetic_rescore(nbest: Sequence[Hypothesis], evidence: PhoneEvidence,
 
 
 def _region_scores(candidates: Sequence[Candidate], evidence: PhoneEvidence,
-                   listed: set[str], oov_penalty: float, credit: dict[str, float],
+                   listed: frozenset[str], oov_penalty: float, credit: dict[str, float],
                    ) -> list[float]:
     """Each candidate's phone score over the frames where the candidates differ: the words
     between their common prefix and suffix, plus one shared word on each side (which

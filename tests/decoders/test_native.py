@@ -160,70 +160,14 @@ def test_threads_decode_in_parallel_with_the_same_results(bpe_labels: list[str])
 
 def test_without_the_core_the_python_core_runs_with_one_warning(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    logprobs = char_logprobs("we met zelensky in the city", weak={14: ("i", 0.6, 0.3)})
+    expected = build_biased_decoder(CHAR_LABELS, entities=NAMES).decode_beams(logprobs)
     monkeypatch.setattr(native, "_native", None)
     monkeypatch.setattr(native, "_warned", False)
-    decoder = build_biased_decoder(CHAR_LABELS)
-    logprobs = char_logprobs("the city")
+    decoder = build_biased_decoder(CHAR_LABELS, entities=NAMES)  # compiled in Python too
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert decoder.decode(logprobs) == "the city"
-        assert decoder.decode(logprobs) == "the city"
+        assert decoder.decode_beams(logprobs) == expected
+        assert decoder.decode(logprobs) == "we met Zelensky in the city"
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "compiled search core is not built" in messages[0]
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_spotting_matches_the_numpy_reference(seed: int, monkeypatch: pytest.MonkeyPatch,
-                                              ) -> None:
-    from biasing.decoders.spotting import SpotOptions, UnitTrie, spot
-
-    rng = np.random.default_rng(seed)
-    classes, blank = 12, 0
-    sequences = [(k, [int(u) for u in rng.integers(1, classes, rng.integers(1, 7))])
-                 for k in range(60)]
-    trie = UnitTrie(sequences + [(60, sequences[0][1])])  # one sequence under two keys
-    logprobs = _random_logprobs(rng, 120, classes, peaky=seed % 2 == 0)[:, ::-1].copy()
-    options = SpotOptions(unit_bonus=1.0 + seed % 3, max_cost=2.0 + seed,
-                          blank_gate=0.9, max_active=5 + 40 * (seed % 2),
-                          floor=None if seed % 4 else 3.0)
-    compiled = spot(logprobs, blank, trie, options)
-    monkeypatch.setenv("CTC_BIASING_CORE", "python")
-    reference = spot(logprobs, blank, trie, options)
-    assert compiled == reference and len(reference) > 0
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_viterbi_alignment_matches_the_numpy_reference(
-        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    from biasing.decoders.ctc_score import align_words, ctc_viterbi
-
-    rng = np.random.default_rng(seed)
-    logprobs = _random_logprobs(rng, int(rng.integers(1, 40)), 9, peaky=seed % 2 == 0)
-    words = [[int(u) for u in rng.integers(1, 9, rng.integers(0, 4))] for _ in range(3)]
-    units = [u for w in words for u in w] + ([5, 5] if seed % 3 == 0 else [])
-    compiled = ctc_viterbi(logprobs, units, 0), align_words(logprobs, words, 0)
-    monkeypatch.setenv("CTC_BIASING_CORE", "python")
-    reference = ctc_viterbi(logprobs, units, 0), align_words(logprobs, words, 0)
-    assert compiled[0][0] == reference[0][0]
-    assert compiled[0][1].tolist() == reference[0][1].tolist()
-    assert compiled[1] == reference[1]
-
-
-@pytest.mark.parametrize("boundary", [BOUNDARY, 0], ids=["subword", "character"])
-def test_the_graph_is_built_node_for_node_as_in_python(boundary: int) -> None:
-    from biasing.decoders.context_graph import _build_tree, _trim
-
-    rng = np.random.default_rng(5)
-    paths = []
-    for index in range(300):
-        inner = [int(u) for u in rng.integers(1, 6, rng.integers(1, 8))]
-        if rng.random() < 0.3:
-            inner.insert(int(rng.integers(0, len(inner))), boundary)  # a word break
-        weight = float(rng.choice([1.0, 2.0, 0.5]))
-        paths.append((index // 2, [boundary, *inner, boundary], weight))  # two per entity
-    paths.append((0, paths[0][1], 1.0))  # a repeated path
-    parent, symbol, depth, weight, entity, units = native.build_graph(paths, boundary)
-    assert (parent.tolist(), symbol.tolist(), depth.tolist(), weight.tolist(),
-            entity.tolist()) == _build_tree(paths)
-    assert units == list(dict.fromkeys(
-        (i, tuple(u for u in _trim(p, boundary) if u != BOUNDARY)) for i, p, _ in paths))
