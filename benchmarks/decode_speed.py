@@ -273,7 +273,7 @@ def _real(args: argparse.Namespace) -> None:
         seconds += audio_s
     ours = build_biased_decoder(list(model.labels))
     labels, is_bpe = list(ours._alphabet.labels), ours._alphabet.is_bpe
-    params = SearchParams(beam_width=args.beam_width)
+    params = SearchParams(beam_width=args.beam_width, prune_history=True)  # as decode()
 
     def run(core: Any, bias: Any = None) -> list[str]:
         return [core(x, labels, is_bpe, params, None, None, bias)[0].text for x in outputs]
@@ -312,6 +312,25 @@ def _real(args: argparse.Namespace) -> None:
     else:
         spent, got = timed(lambda: [reference.decode(x, args.beam_width) for x in outputs])
         row("pyctcdecode 0.5.0", 0, spent, got)
+    with tempfile.TemporaryDirectory() as tmp:  # a KenLM model of the train transcripts
+        arpa = Path(tmp) / "train.arpa"
+        write_arpa([u.text.lower() for u in load_dataset(folder, "train")], arpa)
+        with_lm = build_biased_decoder(list(model.labels), str(arpa))
+        lm = with_lm._language_model
+        lm_texts = [search(x, labels, is_bpe, params, lm)[0].text for x in outputs]
+        spent, got = timed(lambda: [search(x, labels, is_bpe, params, lm)[0].text
+                                    for x in outputs])
+        row("ours, compiled, KenLM (train transcripts)", 0, spent, None)
+        lm_base = spent
+        spent, got = timed(lambda: [reference_search(x, labels, is_bpe, params, lm)[0].text
+                                    for x in outputs])
+        row("ours, Python reference, KenLM", 0, spent, None)
+        peer = _reference(labels, arpa)
+        if peer is not None:
+            spent, got = timed(lambda: [peer.decode(x, args.beam_width) for x in outputs])
+            same = sum(a == b for a, b in zip(got, lm_texts))
+            print(f"| pyctcdecode 0.5.0, KenLM | 0 | {spent:.2f} | {spent / seconds:.5f} | "
+                  f"{spent / lm_base:.2f}x ours with KenLM | {same}/{len(outputs)} |")
     for size in (1000, 10000, 100000):
         entities = EntityList(_real_names(size), on_unrepresentable="skip")
         start = time.perf_counter()
