@@ -1078,6 +1078,65 @@ py::tuple build_graph(py::list paths, int boundary, int virtual_boundary) {
                         as_array(entity), spotted);
 }
 
+// ---------------------------------------------------------------- the spotter's trie
+// spotting.UnitTrie's arrays, node for node, from (key, units) sequences: parent, unit and
+// depth per node, children in creation order (child_ptr, child_ids), and each sequence's
+// last node.
+py::tuple build_trie(py::list sequences) {
+  std::vector<int64_t> parent{0}, unit{-1}, depth{0};
+  EdgeMap child;
+  const Py_ssize_t n = PyList_GET_SIZE(sequences.ptr());
+  py::array_t<int64_t> ends(n);
+  int64_t* end = ends.mutable_data();
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PyList_GET_ITEM(sequences.ptr(), i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2)
+      throw std::invalid_argument("a sequence is (key, units)");
+    PyObject* units = PySequence_Fast(PyTuple_GET_ITEM(item, 1), "units must be a sequence");
+    if (!units) throw py::error_already_set();
+    const Py_ssize_t length = PySequence_Fast_GET_SIZE(units);
+    PyObject** items = PySequence_Fast_ITEMS(units);
+    int64_t node = 0;
+    for (Py_ssize_t k = 0; k < length; ++k) {
+      const long value = PyLong_AsLong(items[k]);
+      if ((value == -1 && PyErr_Occurred()) || value < 0 || value > INT32_MAX) {
+        Py_DECREF(units);
+        if (!PyErr_Occurred()) throw std::invalid_argument("units must be label indices");
+        throw py::error_already_set();
+      }
+      int32_t next = child.find_or_insert(pair_key(static_cast<int>(node),
+                                                   static_cast<int>(value)),
+                                          static_cast<int32_t>(parent.size()));
+      if (next < 0) {
+        next = static_cast<int32_t>(parent.size());
+        parent.push_back(node);
+        unit.push_back(value);
+        depth.push_back(depth[node] + 1);
+      }
+      node = next;
+    }
+    Py_DECREF(units);
+    end[i] = node;
+  }
+  const size_t size = parent.size();
+  py::array_t<int64_t> child_ptr(static_cast<py::ssize_t>(size + 1));
+  py::array_t<int64_t> child_ids(static_cast<py::ssize_t>(size - 1));
+  int64_t* ptr = child_ptr.mutable_data();
+  int64_t* ids = child_ids.mutable_data();
+  std::fill(ptr, ptr + size + 1, 0);
+  for (size_t node = 1; node < size; ++node) ptr[parent[node] + 1]++;
+  for (size_t i = 0; i < size; ++i) ptr[i + 1] += ptr[i];
+  std::vector<int64_t> fill(ptr, ptr + size);
+  for (size_t node = 1; node < size; ++node) ids[fill[parent[node]]++] = node;
+  auto as_array = [](const std::vector<int64_t>& v) {
+    py::array_t<int64_t> out(static_cast<py::ssize_t>(v.size()));
+    std::copy(v.begin(), v.end(), out.mutable_data());
+    return out;
+  };
+  return py::make_tuple(as_array(parent), as_array(unit), as_array(depth), child_ptr,
+                        child_ids, ends);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -1100,6 +1159,7 @@ PYBIND11_MODULE(_native, m) {
            });
   m.def("spot_tokens", &spot_tokens);
   m.def("build_graph", &build_graph);
+  m.def("build_trie", &build_trie);
   m.def("viterbi", &viterbi);
   py::class_<Vocabulary>(m, "Vocabulary")
       .def(py::init<const std::vector<std::string>&, bool, const std::vector<int>&,

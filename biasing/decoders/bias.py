@@ -23,6 +23,7 @@ of character vocabularies, :data:`~biasing.decoders.context_graph.BOUNDARY` for 
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from .compile import CompiledEntities
@@ -55,15 +56,24 @@ class BiasScorer:
         self.graph = graph
         self.boundary = graph.boundary
         self.start = BiasState(graph.start, 0.0)
-        self._children = graph.children
-        self._node_weight = graph.weight
-        self._node_entity = graph.entity
         self._static = boosting.unit_bonus * weight
         self._scale = boosting.adaptive_scale * weight
         self._cap = boosting.max_adaptive * weight
         self._completion = boosting.completion_bonus * weight
         self._letters = compiled.letters
         self._full = boosting.full_bonus_chars
+
+    @functools.cached_property
+    def _children(self) -> list[dict[int, int]]:  # the graph's dicts, made on first use:
+        return self.graph.children  # the compiled core reads the graph's arrays instead
+
+    @functools.cached_property
+    def _node_weight(self) -> list[float]:
+        return self.graph.weight
+
+    @functools.cached_property
+    def _node_entity(self) -> list[int]:
+        return self.graph.entity
 
     @property
     def letters(self) -> tuple[int, ...]:

@@ -35,7 +35,7 @@ try:
 except ImportError:  # not built: the Python core runs
     _native = None
 
-__all__ = ["available", "build_graph", "enabled", "native_graph", "prepare_vocabulary", "run_native",
+__all__ = ["available", "build_graph", "build_trie", "enabled", "native_graph", "prepare_vocabulary", "run_native",
            "spot_tokens", "viterbi"]
 
 _warned = False
@@ -137,6 +137,15 @@ def build_graph(paths: Sequence[tuple[int, Sequence[int], float]], boundary: int
     assert _native is not None
     return _native.build_graph(paths if isinstance(paths, list) else list(paths), boundary,
                                BOUNDARY)
+
+
+def build_trie(sequences: list[tuple[int, Sequence[int]]],
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                          np.ndarray]:
+    """``spotting.UnitTrie``'s arrays compiled (parent, unit, depth, child_ptr, child_ids)
+    and each sequence's last node."""
+    assert _native is not None
+    return _native.build_trie(sequences)
 
 
 def spot_tokens(rel: np.ndarray, gate_open: np.ndarray, blank: int, trie: UnitTrie,

@@ -75,10 +75,31 @@ class UnitTrie:
     """
 
     def __init__(self, sequences: Iterable[tuple[int, Sequence[int]]]) -> None:
+        sequences = list(sequences)
+        if native.available():  # the same arrays, built in C++
+            (self.parent, self.unit, self.depth, self.child_ptr, self.child_ids,
+             last) = native.build_trie(sequences)
+            last_nodes = last.tolist()
+        else:
+            last_nodes = self._build(sequences)
+        ends: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+        for (key, units), node in zip(sequences, last_nodes):
+            if node:
+                found = ends.setdefault(node, [])
+                entry = (int(key), tuple(map(int, units)))
+                if entry not in found:
+                    found.append(entry)
+        self.ends = ends
+        self.terminal = np.zeros(len(self.parent), dtype=bool)
+        self.terminal[list(ends)] = True
+
+    def _build(self, sequences: list[tuple[int, Sequence[int]]]) -> list[int]:
+        """The arrays in Python (the compiled core builds the same); each sequence's last
+        node."""
         children: list[dict[int, int]] = [{}]
         parent, unit, depth = [0], [-1], [0]
-        ends: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
-        for key, units in sequences:
+        last = []
+        for _, units in sequences:
             node = 0
             for u in units:
                 nxt = children[node].get(u)
@@ -90,11 +111,7 @@ class UnitTrie:
                     unit.append(int(u))
                     depth.append(depth[node] + 1)
                 node = nxt
-            if node:
-                found = ends.setdefault(node, [])
-                entry = (int(key), tuple(int(u) for u in units))
-                if entry not in found:
-                    found.append(entry)
+            last.append(node)
         self.parent = np.array(parent, dtype=np.int64)
         self.unit = np.array(unit, dtype=np.int64)
         self.depth = np.array(depth, dtype=np.int64)
@@ -102,9 +119,7 @@ class UnitTrie:
         self.child_ptr = np.concatenate([[0], np.cumsum(counts)])
         self.child_ids = np.array([c for kids in children for c in kids.values()],
                                   dtype=np.int64)
-        self.ends = ends
-        self.terminal = np.zeros(len(parent), dtype=bool)
-        self.terminal[list(ends)] = True
+        return last
 
     def __len__(self) -> int:
         """Number of nodes, the root included."""

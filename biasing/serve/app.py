@@ -15,6 +15,7 @@ comes only as an upload.
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import json
 import logging
@@ -74,6 +75,7 @@ class Server:
         elif config.workers:
             raise ValueError("a ServerConfig with workers > 0 builds its own Transcriber in "
                              "each worker; pass transcriber only with workers=0")
+        gc.freeze()  # the model and lexicons live as long as the server: no GC passes over them
         self.batcher = Batcher(self.transcriber.model, config.max_batch,
                                config.max_wait_ms / 1000)
         self.batcher.start()

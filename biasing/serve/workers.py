@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import multiprocessing
 import warnings
@@ -42,6 +43,9 @@ def _start_worker(arguments: dict[str, Any]) -> None:
     quiet_list_warnings()
     # one torch thread: the acoustic model runs in the server process, not here
     _WORKER = Transcriber(**{**arguments, "threads": 1})
+    # what the worker loaded lives as long as it does: keep the cyclic GC's passes, which a
+    # request's many small objects set off, from walking it each time
+    gc.freeze()
 
 
 def quiet_list_warnings() -> None:

@@ -171,3 +171,20 @@ def test_without_the_core_the_python_core_runs_with_one_warning(
         assert decoder.decode(logprobs) == "we met Zelensky in the city"
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "compiled search core is not built" in messages[0]
+
+
+def test_the_spotter_trie_is_built_node_for_node_as_in_python(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from biasing.decoders.spotting import UnitTrie
+
+    rng = np.random.default_rng(9)
+    sequences = [(k % 40, [int(u) for u in rng.integers(0, 7, rng.integers(0, 6))])
+                 for k in range(200)]
+    compiled = UnitTrie(sequences)
+    monkeypatch.setattr(native, "_native", None)
+    monkeypatch.setattr(native, "_warned", True)
+    reference = UnitTrie(sequences)
+    for name in ("parent", "unit", "depth", "child_ptr", "child_ids", "terminal"):
+        assert getattr(compiled, name).tolist() == getattr(reference, name).tolist(), name
+        assert getattr(compiled, name).dtype == getattr(reference, name).dtype, name
+    assert compiled.ends == reference.ends
