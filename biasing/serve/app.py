@@ -15,8 +15,8 @@ comes only as an upload.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import json
 import logging
 import time
