@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from biasing import EntityList
 from biasing.adapters import default_adapter_path, load_adapter
 from biasing.audio import load_audio
 from biasing.models import load_model, set_threads
@@ -79,8 +80,10 @@ def main() -> int:
     model = load_model("default")
     adapter = load_adapter(path, model)
     entities = entity_names(max(args.list_size, args.embed_size))
-    listed = entities[:args.list_size]
-    adapter.vectors(tuple(listed))  # cached, as after a list's first utterance
+    texts = entities[:args.list_size]
+    adapter.vectors(tuple(texts))  # cached, as after a list's first utterance
+    # checked once, as a Transcriber gets it (a list of strings would be re-checked per call)
+    listed = EntityList(texts, on_unrepresentable="skip")
 
     print(f"## Forward pass with the adapter ({args.list_size} entities, {args.threads} "
           f"thread(s), median of {args.repeats})\n")
