@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from ..entities import EntityList
 from .compile import CompiledEntities
 from .language_model import BoostWords
+from .phonetic import ListTexts
 from .spotting import UnitTrie
 
 __all__ = ["DEFAULT_LIST_CACHE", "LRU", "CompiledList", "ListCache", "Spelled", "list_key"]
@@ -80,6 +81,7 @@ class Spelled:
     _trie: UnitTrie | None = None
     _alternatives: list[list[tuple[int, ...]]] | None = None
     _index: dict[str, int] | None = None
+    _texts: ListTexts | None = None
 
     @property
     def trie(self) -> UnitTrie:
@@ -87,6 +89,13 @@ class Spelled:
         if self._trie is None:
             self._trie = UnitTrie((i, u) for i, u in self.compiled.units if u)
         return self._trie
+
+    @property
+    def texts(self) -> ListTexts:
+        """The entities' texts by index (with what the phonetic lookup derives from them)."""
+        if self._texts is None:
+            self._texts = ListTexts(e.text for e in self.compiled.entities)
+        return self._texts
 
     @property
     def alternatives(self) -> list[list[tuple[int, ...]]]:

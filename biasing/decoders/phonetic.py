@@ -203,7 +203,7 @@ def phonetic_rescore(nbest: Sequence[Hypothesis], evidence: PhoneEvidence,
             if text not in seen:
                 seen.add(text)
                 candidates.append(candidate)
-    listed = _listed(tuple(texts))
+    listed = ListTexts.of(texts).listed
     credit = {text: spotter.unit_bonus * scale for text, scale in zip(texts, scales)}
     scores = _region_scores(candidates, evidence, listed, options.oov_penalty, credit)
     out = [Hypothesis(" ".join(w for w, _ in c.words), c.words, c.entities,
@@ -278,7 +278,7 @@ def _verify(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
     """
     if not any(m.technique == "boost" for m in candidate.entities):
         return candidate
-    index = {text: i for i, text in enumerate(texts)}
+    index = ListTexts.of(texts).index
     words = list(candidate.words)
     units = list(candidate.phone_units)
     aligned = evidence.on_phones(words)
@@ -336,7 +336,7 @@ def _lookup(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
     if not spots:
         return candidate
     words = candidate.words
-    listed = _listed(tuple(texts))
+    listed = ListTexts.of(texts).listed
     shift = evidence.shift(words)  # the placed words' frames, on the output's time line
 
     def gain(found: Spot, covered: Sequence[str], start: int, end: int) -> float:
@@ -386,20 +386,33 @@ def _credit_scale(texts: Sequence[str], full: int, weights: Sequence[float] | No
     (at most 1; short names are cheap to find anywhere; no scaling when ``full`` is 0)."""
     out = [1.0] * len(texts) if weights is None else [float(w) for w in weights]
     if full > 0:
-        out = [w * min(1.0, letters / full) for w, letters in zip(out, _letters(tuple(texts)))]
+        out = [w * min(1.0, letters / full)
+               for w, letters in zip(out, ListTexts.of(texts).letters)]
     return out
 
 
-@functools.lru_cache(maxsize=16)
-def _letters(texts: tuple[str, ...]) -> tuple[int, ...]:
-    """Letters per entity (cached per list: the lists come back request after request)."""
-    return tuple(sum(c.isalpha() for c in text) for text in texts)
+class ListTexts(tuple[str, ...]):
+    """The entities' texts by index, with what the lookup derives from them, computed once
+    per list (a compiled list keeps its own: ``lists.Spelled.texts``)."""
 
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> ListTexts:
+        return texts if isinstance(texts, ListTexts) else cls(texts)
 
-@functools.lru_cache(maxsize=16)
-def _listed(texts: tuple[str, ...]) -> frozenset[str]:
-    """The listed words, case-folded (cached per list)."""
-    return frozenset(w.casefold() for text in texts for w in text.split())
+    @functools.cached_property
+    def letters(self) -> tuple[int, ...]:
+        """Letters per entity."""
+        return tuple(sum(c.isalpha() for c in text) for text in self)
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Entity text -> its index."""
+        return {text: i for i, text in enumerate(self)}
+
+    @functools.cached_property
+    def listed(self) -> frozenset[str]:
+        """The listed words, case-folded."""
+        return frozenset(w.casefold() for text in self for w in text.split())
 
 
 def _units(candidate: Candidate, evidence: PhoneEvidence, lo: int, hi: int) -> PhoneUnits:

@@ -157,7 +157,7 @@ def _phonetic(results: list[SearchResult], logprobs: np.ndarray, stages: Stages,
 
     out = phonetic_rescore(
         [_respelled(r, stages.spelled) for r in results[:rescored]], evidence,
-        phones.pronunciations, [e.text for e in entities],
+        phones.pronunciations, stages.spelled.texts,
         greedy_words(logprobs, stages.labels, stages.is_bpe), settings, spotter,
         options.boosting.full_bonus_chars, [options.weight * e.weight for e in entities],
         on_units)
