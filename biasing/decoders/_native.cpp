@@ -1137,6 +1137,82 @@ py::tuple build_trie(py::list sequences) {
                         child_ids, ends);
 }
 
+// ---------------------------------------------------------------- CTC forward and best score
+// numpy's logaddexp (npy_logaddexp), operation for operation
+inline double logaddexp(double x, double y) {
+  if (x == y) return x + 0.693147180559945309417232121458176568;
+  const double tmp = x - y;
+  if (tmp > 0) return x + std::log1p(std::exp(-tmp));
+  if (tmp <= 0) return y + std::log1p(std::exp(tmp));
+  return tmp;  // NaN
+}
+
+inline double maximum(double a, double b) {  // np.maximum (NaN propagates)
+  if (std::isnan(a)) return a;
+  if (std::isnan(b)) return b;
+  return a >= b ? a : b;
+}
+
+// ctc_score.ctc_log_likelihood's recursion over the extended sequence's emissions
+double ctc_forward(Doubles emit_array, Bytes skip_array) {
+  const int64_t frames = emit_array.shape(0), states = emit_array.shape(1);
+  if (emit_array.ndim() != 2 || skip_array.size() != states || states < 1 || frames < 1)
+    throw std::invalid_argument("emit and skip do not match");
+  const double* emit = emit_array.data();
+  const uint8_t* skip = skip_array.data();
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> alpha(states, -inf), next(states);
+  py::gil_scoped_release release;
+  alpha[0] = emit[0];
+  if (states > 1) alpha[1] = emit[1];
+  for (int64_t t = 1; t < frames; ++t) {
+    const double* e = emit + t * states;
+    for (int64_t s = 0; s < states; ++s) {
+      const double one = s >= 1 ? alpha[s - 1] : -inf;
+      const double two = (s >= 2 && skip[s]) ? alpha[s - 2] : -inf;
+      next[s] = logaddexp(logaddexp(alpha[s], one), two) + e[s];
+    }
+    alpha.swap(next);
+  }
+  return states > 1 ? logaddexp(alpha[states - 1], alpha[states - 2]) : alpha[0];
+}
+
+// ctc_score.ctc_best_score's max-plus recursion (with the optional deletion jumps)
+double ctc_best(Doubles emit_array, Bytes skip_array, Bytes jump_array, Bytes from_unit_array,
+                double deletion, bool use_jump) {
+  const int64_t frames = emit_array.shape(0), states = emit_array.shape(1);
+  if (emit_array.ndim() != 2 || skip_array.size() != states || jump_array.size() != states ||
+      from_unit_array.size() != states || states < 1 || frames < 1)
+    throw std::invalid_argument("emit and masks do not match");
+  const double* emit = emit_array.data();
+  const uint8_t* skip = skip_array.data();
+  const uint8_t* jump = jump_array.data();
+  const uint8_t* from_unit = from_unit_array.data();
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> score(states, -inf), next(states);
+  py::gil_scoped_release release;
+  score[0] = emit[0];
+  if (states > 1) score[1] = emit[1];
+  for (int64_t t = 1; t < frames; ++t) {
+    const double* e = emit + t * states;
+    for (int64_t s = 0; s < states; ++s) {
+      double best = maximum(score[s], s >= 1 ? score[s - 1] : -inf);
+      best = maximum(best, (s >= 2 && skip[s]) ? score[s - 2] : -inf);
+      if (use_jump) {
+        double jumped = -inf;
+        if (s >= 4 && jump[s])
+          jumped = maximum(from_unit[s] ? score[s - 4] : -inf, score[s - 3]) - deletion;
+        best = maximum(best, jumped);
+      }
+      next[s] = best + e[s];
+    }
+    score.swap(next);
+  }
+  if (states == 1) return score[0];
+  // Python's max(last, before): the first unless the second is greater
+  return score[states - 2] > score[states - 1] ? score[states - 2] : score[states - 1];
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -1161,6 +1237,8 @@ PYBIND11_MODULE(_native, m) {
   m.def("build_graph", &build_graph);
   m.def("build_trie", &build_trie);
   m.def("viterbi", &viterbi);
+  m.def("ctc_forward", &ctc_forward);
+  m.def("ctc_best", &ctc_best);
   py::class_<Vocabulary>(m, "Vocabulary")
       .def(py::init<const std::vector<std::string>&, bool, const std::vector<int>&,
                     const std::vector<int>&, const std::vector<std::string>&,

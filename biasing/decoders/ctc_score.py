@@ -63,6 +63,8 @@ def ctc_log_likelihood(logprobs: np.ndarray, units: Sequence[int], blank: int) -
         return 0.0 if not units else NEG_INF
     ext, skip = _extended(units, blank)
     emit = logprobs[:, ext]  # (frames, states)
+    if native.enabled():
+        return native.ctc_forward(emit, skip)
     alpha = np.full(len(ext), NEG_INF)
     alpha[0] = emit[0, 0]
     if len(ext) > 1:
@@ -105,6 +107,8 @@ def ctc_best_score(logprobs: np.ndarray, units: Sequence[int], blank: int,
         jump[5:len(ext) - 1:2] = True
         from_unit[5:len(ext) - 1:2] = ext[5:len(ext) - 1:2] != ext[1:len(ext) - 5:2]
     use_jump = bool(jump.any())
+    if native.enabled():
+        return native.ctc_best(emit, skip, jump, from_unit, deletion or 0.0, use_jump)
     shifted = np.empty_like(score)
     for t in range(1, len(emit)):
         shifted[0] = NEG_INF

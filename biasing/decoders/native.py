@@ -35,7 +35,7 @@ try:
 except ImportError:  # not built: the Python core runs
     _native = None
 
-__all__ = ["available", "build_graph", "build_trie", "enabled", "native_graph", "prepare_vocabulary", "run_native",
+__all__ = ["available", "build_graph", "build_trie", "ctc_best", "ctc_forward", "enabled", "native_graph", "prepare_vocabulary", "run_native",
            "spot_tokens", "viterbi"]
 
 _warned = False
@@ -167,3 +167,20 @@ def viterbi(emit: np.ndarray, skip: np.ndarray) -> tuple[float, np.ndarray | Non
     assert _native is not None
     return _native.viterbi(np.ascontiguousarray(emit, dtype=np.float64),
                            np.asarray(skip, dtype=np.uint8))
+
+
+def ctc_forward(emit: np.ndarray, skip: np.ndarray) -> float:
+    """``ctc_score.ctc_log_likelihood``'s forward recursion compiled (numpy's logaddexp,
+    operation for operation)."""
+    assert _native is not None
+    return _native.ctc_forward(np.ascontiguousarray(emit, dtype=np.float64),
+                               np.asarray(skip, dtype=np.uint8))
+
+
+def ctc_best(emit: np.ndarray, skip: np.ndarray, jump: np.ndarray, from_unit: np.ndarray,
+             deletion: float, use_jump: bool) -> float:
+    """``ctc_score.ctc_best_score``'s max-plus recursion compiled."""
+    assert _native is not None
+    return _native.ctc_best(np.ascontiguousarray(emit, dtype=np.float64),
+                            np.asarray(skip, dtype=np.uint8), np.asarray(jump, dtype=np.uint8),
+                            np.asarray(from_unit, dtype=np.uint8), float(deletion), use_jump)

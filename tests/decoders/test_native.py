@@ -188,3 +188,24 @@ def test_the_spotter_trie_is_built_node_for_node_as_in_python(
         assert getattr(compiled, name).tolist() == getattr(reference, name).tolist(), name
         assert getattr(compiled, name).dtype == getattr(reference, name).dtype, name
     assert compiled.ends == reference.ends
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ctc_scores_match_the_numpy_references(seed: int, monkeypatch: pytest.MonkeyPatch,
+                                               ) -> None:
+    from biasing.decoders.ctc_score import ctc_best_score, ctc_log_likelihood
+
+    rng = np.random.default_rng(seed)
+    logprobs = _random_logprobs(rng, int(rng.integers(1, 50)), 9, peaky=seed % 2 == 0)
+    units = [int(u) for u in rng.integers(1, 9, rng.integers(0, 9))]
+    if seed % 3 == 0 and units:
+        units.insert(1, units[0])  # a repeated unit needs a blank between
+    deletion = None if seed % 4 == 0 else float(rng.random() * 3)
+
+    def scores() -> list[float]:
+        return [ctc_log_likelihood(logprobs, units, 0), ctc_best_score(logprobs, units, 0),
+                ctc_best_score(logprobs, units, 0, deletion)]
+
+    compiled = scores()
+    monkeypatch.setenv("CTC_BIASING_CORE", "python")
+    assert compiled == scores()  # bit for bit (-inf where the frames cannot hold the units)
