@@ -278,7 +278,7 @@ def _verify(candidate: Candidate, evidence: PhoneEvidence, prons: ListPronunciat
     """
     if not any(m.technique == "boost" for m in candidate.entities):
         return candidate
-    index = ListTexts.of(texts).index
+    index = ListTexts.of(texts).positions
     words = list(candidate.words)
     units = list(candidate.phone_units)
     aligned = evidence.on_phones(words)
@@ -405,7 +405,7 @@ class ListTexts(tuple[str, ...]):
         return tuple(sum(c.isalpha() for c in text) for text in self)
 
     @functools.cached_property
-    def index(self) -> dict[str, int]:
+    def positions(self) -> dict[str, int]:
         """Entity text -> its index."""
         return {text: i for i, text in enumerate(self)}
 
