@@ -336,9 +336,10 @@ class BiasedBeamSearchDecoder:
                      hotword_weight: float = DEFAULT_HOTWORD_WEIGHT, *,
                      entities: EntityInput | None = None,
                      entity_lists: Sequence[EntityInput] | None = None) -> list[str]:
-        """Decode several utterances, in ``pool`` (a forking ``multiprocessing`` pool) when
-        given. ``entities``: one list for all; ``entity_lists``: one per utterance. Each
-        distinct list is compiled once per process."""
+        """Decode several utterances, in ``pool`` (a forking ``multiprocessing`` pool, or a
+        ``multiprocessing.pool.ThreadPool``: the compiled core releases the GIL while it
+        searches) when given. ``entities``: one list for all; ``entity_lists``: one per
+        utterance. Each distinct list is compiled once per process."""
         call = functools.partial(self.decode, beam_width=beam_width,
                                  beam_prune_logp=beam_prune_logp,
                                  token_min_logp=token_min_logp, hotwords=hotwords,
@@ -468,9 +469,13 @@ def _call_with_entities(call: Callable[..., Any], item: tuple[Any, EntityList | 
 
 
 def _forking_pool(pool: Pool | None) -> Pool | None:
-    """``pool``, unless it starts workers by spawning (they would not find the LM)."""
+    """``pool``, unless it starts workers by spawning (they would not find the LM); a
+    thread pool is always fine."""
     import multiprocessing as mp
+    from multiprocessing.pool import ThreadPool
 
+    if isinstance(pool, ThreadPool):
+        return pool
     if pool is not None and isinstance(getattr(pool, "_ctx", None), mp.context.SpawnContext):
         logger.warning("the pool spawns its workers, which would not find the language "
                        "model; decoding in this process instead")

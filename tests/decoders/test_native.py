@@ -158,6 +158,18 @@ def test_threads_decode_in_parallel_with_the_same_results(bpe_labels: list[str])
     assert [got[i] for i in range(len(inputs))] == expected
 
 
+def test_decode_batch_takes_a_thread_pool(bpe_labels: list[str]) -> None:
+    from multiprocessing.pool import ThreadPool
+
+    decoder = build_biased_decoder(bpe_labels)
+    inputs = [_random_logprobs(np.random.default_rng(s), 60, len(bpe_labels), True)
+              for s in range(6)]
+    lists = [NAMES[:3], NAMES[3:], [], NAMES, NAMES[:1], NAMES[5:]]
+    expected = decoder.decode_batch(None, inputs, entity_lists=lists)
+    with ThreadPool(3) as pool:
+        assert decoder.decode_batch(pool, inputs, entity_lists=lists) == expected
+
+
 def test_without_the_core_the_python_core_runs_with_one_warning(
         monkeypatch: pytest.MonkeyPatch) -> None:
     logprobs = char_logprobs("we met zelensky in the city", weak={14: ("i", 0.6, 0.3)})
