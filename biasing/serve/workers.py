@@ -3,8 +3,8 @@ lexicon, adapter) and its own cache of compiled lists, and decodes model outputs
 request's list and options.
 
 ``workers=0`` decodes in this process, one request at a time, in one thread; ``workers=N``
-starts N spawned processes (the beam search is Python: processes, not threads, use more
-than one core). A request goes to the least busy worker, and among those equally busy to
+starts N spawned processes (the search is compiled and releases the GIL, but the phonetic
+stage and list compilation are Python: processes, not threads, use more than one core). A request goes to the least busy worker, and among those equally busy to
 the one that compiled its list last, so repeated lists are compiled once.
 """
 
