@@ -13,6 +13,7 @@ import pytest
 from conftest import CHAR_LABELS, char_logprobs
 
 from biasing import build_biased_decoder
+from biasing.decoders import native
 
 GOLDEN = Path(__file__).parent / "golden"
 ZERO_BONUS = {"unit_bonus": 0.0, "adaptive_scale": 0.0, "max_adaptive": 0.0,
@@ -46,8 +47,14 @@ def _assert_same(got: list, expected: list) -> None:
         [x for _, _, logit, score in expected for x in (logit, score)], rel=1e-12)
 
 
+@pytest.mark.parametrize("core", ["compiled", "python"])
 @pytest.mark.parametrize("name, call", _calls())
-def test_reproduces_pyctcdecode_exactly(name: str, call: int) -> None:
+def test_reproduces_pyctcdecode_exactly(name: str, call: int, core: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if core == "compiled" and not native.available():
+        pytest.skip("the compiled core is not built (no C++ compiler at install)")
+    if core == "python":
+        monkeypatch.setenv("CTC_BIASING_CORE", "python")
     recorded, inputs = _golden()
     case = next(c for c in recorded["cases"] if c["name"] == name)
     if case["lm"]:
