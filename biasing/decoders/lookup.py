@@ -12,6 +12,8 @@ resolved by their gain.
 
 from __future__ import annotations
 
+import bisect
+
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -54,6 +56,32 @@ def covered_words(words: Sequence[WordFrames], start: int, end: int) -> tuple[in
     return position, position
 
 
+class WordIndex:
+    """:func:`covered_words` for many spans over one word sequence: when the words' starts
+    and ends both run in order (as a hypothesis's do), only the words a span can overlap
+    are looked at (found by bisection); otherwise every word, as :func:`covered_words`."""
+
+    def __init__(self, words: Sequence[WordFrames]) -> None:
+        self.words = words
+        self.starts = [s for _, (s, _) in words]
+        self.ends = [e for _, (_, e) in words]
+        self.ordered = all(a <= b for a, b in zip(self.starts, self.starts[1:])) and \
+            all(a <= b for a, b in zip(self.ends, self.ends[1:]))
+
+    def covered(self, start: int, end: int) -> tuple[int, int]:
+        if not self.ordered:
+            return covered_words(self.words, start, end)
+        # a word that ends by ``start`` or starts at ``end`` or later overlaps by <= 0 frames
+        lo, hi = bisect.bisect_right(self.ends, start), bisect.bisect_left(self.starts, end)
+        inside = [i for i in range(lo, hi)
+                  if min(self.ends[i], end) - max(self.starts[i], start)
+                  >= min(JITTER, max(1, self.ends[i] - self.starts[i]) / 2)]
+        if inside:
+            return inside[0], inside[-1] + 1
+        position = bisect.bisect_left(self.starts, start)
+        return position, position
+
+
 def place_spots(words: Sequence[WordFrames], spots: Sequence[Spot], gain: GainFn,
                 margin: float, skip: Callable[[Spot, int, int], bool] | None = None,
                 ) -> list[Placement]:
@@ -63,8 +91,9 @@ def place_spots(words: Sequence[WordFrames], spots: Sequence[Spot], gain: GainFn
     are that entity).
     """
     scored: list[Placement] = []
+    index = WordIndex(words)
     for spot in spots:
-        first, last = covered_words(words, spot.start, spot.end)
+        first, last = index.covered(spot.start, spot.end)
         if skip is not None and skip(spot, first, last):
             continue
         start = min([spot.start] + [words[i][1][0] for i in range(first, last)])

@@ -81,6 +81,5 @@ def merge_unit_spots(words: list[WordFrames], matches: list[EntityMatch],
         return any(first <= m.last_word and m.first_word <= max(first, last - 1)
                    for m in matches)
 
-    texts = [e.text for e in entities]
     placements = place_spots(words, spots[:MAX_SPOTS], gain, options.spot_margin, skip=taken)
-    return apply_placements(words, matches, placements, texts, "spot")
+    return apply_placements(words, matches, placements, spelled.texts, "spot")

@@ -193,3 +193,25 @@ def test_cli_decode_with_phone_posteriors(tmp_path, capsys) -> None:  # type: ig
     assert isinstance(result["entities"][0]["phone_score"], float)
     assert main([*args, "--phones", str(tmp_path / "phones.npy")]) == 2
     assert "--phones and --phone-labels go together" in capsys.readouterr().err
+
+
+def test_the_word_index_finds_the_words_covered_words_finds() -> None:
+    import random
+
+    from biasing.decoders.lookup import WordIndex, covered_words
+
+    rng = random.Random(0)
+    for trial in range(300):
+        words, t = [], 0
+        for _ in range(rng.randint(0, 12)):
+            t += rng.randint(0, 4)
+            length = rng.randint(0, 6)
+            words.append(("w", (t, t + length)))
+            t += length
+        if trial % 5 == 0 and len(words) > 2:  # out of order: the index scans them all
+            words[0], words[-1] = words[-1], words[0]
+        index = WordIndex(words)
+        for _ in range(20):
+            start = rng.randint(-2, t + 2)
+            end = start + rng.randint(0, 10)
+            assert index.covered(start, end) == covered_words(words, start, end)
