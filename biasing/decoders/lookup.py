@@ -13,7 +13,6 @@ resolved by their gain.
 from __future__ import annotations
 
 import bisect
-
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
