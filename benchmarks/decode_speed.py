@@ -5,7 +5,10 @@ and a 256-piece subword vocabulary; without and with a small KenLM (bigram ARPA 
 from random sentences). Prints a markdown table of median real-time factors (decode time /
 10 s): pyctcdecode and our search with no list (and whether their best texts agree), our
 biased search by list size (and its cost relative to our own unbiased time), the
-context-graph compile time and size, and pyctcdecode's hotwords with the same list,
+context-graph compile time and size (peak MB: Python's allocations, numpy's included; the
+compiled core's own buffers are not traced), the search alone with the list against the
+search alone without (the decoder's other stages, unit spots and the support check, grow
+with the list too), and pyctcdecode's hotwords with the same list,
 stopped for larger lists once one run exceeds 60 s. Then the same comparison on real
 speech: the bundled model's log-probs of speechocean762 test utterances (``--real N``,
 development data; cached in ``$CTC_BIASING_CACHE/logprobs``). pyctcdecode columns are left
@@ -133,9 +136,14 @@ def _reference(labels: list[str], lm: Path | None) -> Any:  # a pyctcdecode deco
 
 
 def _synthetic(args: argparse.Namespace, sizes: list[int]) -> None:
-    print("| vocab | LM | entities | ours RTF | vs our no-list | pyctcdecode RTF | ours faster "
-          "by | same best text | compile s | graph nodes | compile peak MB |")
-    print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+    from biasing.decoders.bias import BiasScorer
+    from biasing.decoders.options import Boosting
+    from biasing.decoders.search import SearchParams, search
+
+    print("| vocab | LM | entities | ours RTF | vs our no-list | search alone vs no list | "
+          "pyctcdecode RTF | ours faster by | same best text | compile s | graph nodes | "
+          "compile peak MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for vocab in ("char", "bpe256"):
             labels, logprobs, pool, sentences = _setup("char" if vocab == "char" else "bpe")
@@ -146,16 +154,20 @@ def _synthetic(args: argparse.Namespace, sizes: list[int]) -> None:
                 reference = _reference(labels, lm)
                 base = _time(lambda: ours.decode(logprobs, args.beam_width),
                              args.repeats) / SECONDS
+                labels_, is_bpe = list(ours._alphabet.labels), ours._alphabet.is_bpe
+                params = SearchParams(args.beam_width, prune_history=True)
+                search_base = _time(lambda: search(logprobs, labels_, is_bpe, params,
+                                                   ours._language_model), args.repeats)
                 lm_name = "yes" if lm else "no"
                 if reference is None:
-                    print(f"| {vocab} | {lm_name} | no list | {base:.5f} | 1.00x | | | "
-                          "| | | |", flush=True)
+                    print(f"| {vocab} | {lm_name} | no list | {base:.5f} | 1.00x | 1.00x | | "
+                          "| | | | |", flush=True)
                 else:
                     ref = _time(lambda: reference.decode(logprobs, args.beam_width),
                                 args.repeats) / SECONDS
                     same = ours.decode(logprobs) == reference.decode(logprobs)
-                    print(f"| {vocab} | {lm_name} | no list | {base:.5f} | 1.00x | {ref:.5f} "
-                          f"| {ref / base:.1f}x | {'yes' if same else 'NO'} | | | |",
+                    print(f"| {vocab} | {lm_name} | no list | {base:.5f} | 1.00x | 1.00x "
+                          f"| {ref:.5f} | {ref / base:.1f}x | {'yes' if same else 'NO'} | | | |",
                           flush=True)
                 hotwords_alive = reference is not None
                 for size in sizes:
@@ -171,6 +183,10 @@ def _synthetic(args: argparse.Namespace, sizes: list[int]) -> None:
                     rtf = _time(lambda: ours.decode(logprobs, args.beam_width,
                                                     entities=entities),
                                 args.repeats) / SECONDS
+                    bias = BiasScorer(compiled, 1.0, Boosting())
+                    alone = _time(lambda: search(logprobs, labels_, is_bpe, params,
+                                                 ours._language_model, None, bias),
+                                  args.repeats)
                     hot, ratio = "", ""
                     if size and hotwords_alive:
                         seconds = _time_limited(lambda: reference.decode(
@@ -184,7 +200,7 @@ def _synthetic(args: argparse.Namespace, sizes: list[int]) -> None:
                             hot = f"{seconds / SECONDS:.5f} (hotwords)"
                             ratio = f"{seconds / SECONDS / rtf:.0f}x"
                     print(f"| {vocab} | {lm_name} | {size:,} | {rtf:.5f} | {rtf / base:.2f}x "
-                          f"| {hot} | {ratio} | | {compile_s:.2f} "
+                          f"| {alone / search_base:.2f}x | {hot} | {ratio} | | {compile_s:.2f} "
                           f"| {compiled.graph.stats.n_nodes:,} | {peak_mb:.0f} |", flush=True)
 
 
