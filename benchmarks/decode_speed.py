@@ -295,14 +295,17 @@ def _real(args: argparse.Namespace) -> None:
     def run(core: Any, bias: Any = None) -> list[str]:
         return [core(x, labels, is_bpe, params, None, None, bias)[0].text for x in outputs]
 
-    def timed(fn: Any) -> tuple[float, Any]:
-        start = time.perf_counter()
-        found = fn()
-        return time.perf_counter() - start, found
+    def timed(fn: Any) -> tuple[float, Any]:  # median of --repeats runs
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            found = fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times), found
 
     print(f"\nReal speech: {len(outputs)} utterances of speechocean762 test "
           f"({seconds / 60:.1f} min), the bundled model's log-probs, beam {args.beam_width}, "
-          f"no LM; one run each, one core; compiled core {'built' if native.available() else 'NOT built'}\n")
+          f"no LM; median of {args.repeats} runs, one core; compiled core {'built' if native.available() else 'NOT built'}\n")
     print("| decoder | entities | seconds | RTF | vs ours compiled, no list | "
           "same best text as ours |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -361,6 +361,8 @@ class Search {
       hot_.push_back(0.0);
       raw_.push_back(0.0);
       state_.push_back(start_state.is_none() ? lm_.attr("get_start_state")() : start_state);
+      score_fn_ = lm_.attr("score");  // bound once: looked up per call, they cost more
+      partial_fn_ = lm_.attr("score_partial_token");
     }
   }
 
@@ -607,7 +609,7 @@ class Search {
   };
 
   Scored lm_step(int previous, int word, bool last) {
-    py::tuple got = lm_.attr("score")(state_[previous], strings_.text[word],
+    py::tuple got = score_fn_(state_[previous], strings_.text[word],
                                       py::arg("is_last_word") = last);
     double raw = raw_[previous] + got[0].cast<double>();
     return {raw + 0.0, raw, got[1]};
@@ -640,7 +642,15 @@ class Search {
   double partial_score(int part) {
     auto found = partial_.find(part);
     if (found != partial_.end()) return found->second;
-    double s = lm_.attr("score_partial_token")(strings_.text[part]).cast<double>();
+    const std::string& text = strings_.text[part];
+    py::object word = py::reinterpret_steal<py::object>(
+        PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict"));
+    if (!word) throw py::error_already_set();
+    py::object got = py::reinterpret_steal<py::object>(
+        PyObject_CallOneArg(partial_fn_.ptr(), word.ptr()));
+    if (!got) throw py::error_already_set();
+    const double s = PyFloat_AsDouble(got.ptr());
+    if (s == -1.0 && PyErr_Occurred()) throw py::error_already_set();
     partial_.emplace(part, s);
     return s;
   }
@@ -681,7 +691,7 @@ class Search {
   bool is_bpe_;
   const Graph* g_;
   BiasParams b_;
-  py::object lm_;
+  py::object lm_, score_fn_, partial_fn_;
   Words words_;
   std::vector<FrameNode> frame_nodes_;
   std::unordered_map<uint64_t, int> appended_;

@@ -42,6 +42,7 @@ DEFAULT_SCORE_LM_BOUNDARY = True  # score <s> and </s>
 DEFAULT_BOOST_LOGP = -8.0  # the BOOST class's log-probability (nats)
 LOG_BASE_CHANGE_FACTOR = 1.0 / math.log10(math.e)  # KenLM scores log10; we add natural logs
 AVG_TOKEN_LEN = 6  # partial words longer than this pay proportionally more
+PARTIAL_CACHE = 200_000  # word parts whose partial score a model remembers
 
 
 class ScoringModel(Protocol):
@@ -125,6 +126,8 @@ class LanguageModel:
         self.beta = beta
         self.unk_score_offset = unk_score_offset
         self.score_boundary = score_boundary
+        self._partial: dict[str, float] = {}  # word part -> score_partial_token ...
+        self._partial_offset = unk_score_offset  # ... at this unk_score_offset
 
     @property
     def order(self) -> int:
@@ -157,7 +160,20 @@ class LanguageModel:
         return float(self.kenlm_model.BaseScore(state, "</s>", self.new_state()))
 
     def score_partial_token(self, partial_token: str) -> float:
-        """The penalty of a word being spelled (see the module docs)."""
+        """The penalty of a word being spelled (see the module docs); remembered per word
+        part (the same parts come back utterance after utterance) until the parameters
+        change."""
+        if self._partial_offset != self.unk_score_offset:  # the scores depend on it
+            self._partial, self._partial_offset = {}, self.unk_score_offset
+        found = self._partial.get(partial_token)
+        if found is None:
+            found = self._partial_score(partial_token)
+            if len(self._partial) >= PARTIAL_CACHE:
+                self._partial.clear()
+            self._partial[partial_token] = found
+        return found
+
+    def _partial_score(self, partial_token: str) -> float:
         is_oov = 1.0 if self._prefixes is None else int(not self._prefixes.starts(partial_token))
         unk_score = self.unk_score_offset * is_oov
         if len(partial_token) > AVG_TOKEN_LEN:
