@@ -40,6 +40,16 @@ def test_word_and_partial_scores(base: LanguageModel) -> None:
     assert base.score_partial_token("qqqqqqqqq") == -10.0 * 9 / 6  # long: proportionally more
 
 
+def test_remembered_partial_scores_follow_the_unknown_penalty(arpa_path: Path) -> None:
+    model = LanguageModel(kenlm.Model(str(arpa_path)), load_unigrams_from_arpa(arpa_path))
+    assert model.score_partial_token("qq") == -10.0
+    model.reset_params(unk_score_offset=-4.0)
+    assert model.score_partial_token("qq") == -4.0
+    model.unk_score_offset = -2.0  # set directly, as some callers do
+    assert model.score_partial_token("qq") == -2.0
+    assert model.score_partial_token("cit") == 0.0
+
+
 def test_directory_round_trip_and_reset(base: LanguageModel, tmp_path: Path) -> None:
     base.save_to_dir(tmp_path / "lm")
     assert sorted(p.name for p in (tmp_path / "lm").iterdir()) == [
