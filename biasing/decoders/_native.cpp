@@ -1223,6 +1223,34 @@ double ctc_best(Doubles emit_array, Bytes skip_array, Bytes jump_array, Bytes fr
   return score[states - 2] > score[states - 1] ? score[states - 2] : score[states - 1];
 }
 
+// ---------------------------------------------------------------- soft phone posteriors
+// confusion.soft_posteriors: per frame and phone p, max over q of logprobs[q] - costs[p, q]
+// (a max-plus product; the same subtractions and comparisons as numpy's)
+py::array_t<double> soft_posteriors(Doubles logprobs_array, Doubles costs_array) {
+  if (logprobs_array.ndim() != 2 || costs_array.ndim() != 2 ||
+      costs_array.shape(0) != costs_array.shape(1) ||
+      costs_array.shape(1) != logprobs_array.shape(1))
+    throw std::invalid_argument("logprobs (frames, P) and costs (P, P) do not match");
+  const int64_t frames = logprobs_array.shape(0), n = logprobs_array.shape(1);
+  py::array_t<double> out({frames, n});
+  const double* lp = logprobs_array.data();
+  const double* costs = costs_array.data();
+  double* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (int64_t t = 0; t < frames; ++t) {
+      const double* row = lp + t * n;
+      for (int64_t p = 0; p < n; ++p) {
+        const double* c = costs + p * n;
+        double best = row[0] - c[0];
+        for (int64_t q = 1; q < n; ++q) best = maximum(best, row[q] - c[q]);
+        o[t * n + p] = best;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -1249,6 +1277,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("viterbi", &viterbi);
   m.def("ctc_forward", &ctc_forward);
   m.def("ctc_best", &ctc_best);
+  m.def("soft_posteriors", &soft_posteriors);
   py::class_<Vocabulary>(m, "Vocabulary")
       .def(py::init<const std::vector<std::string>&, bool, const std::vector<int>&,
                     const std::vector<int>&, const std::vector<std::string>&,

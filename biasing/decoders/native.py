@@ -35,7 +35,8 @@ try:
 except ImportError:  # not built: the Python core runs
     _native = None
 
-__all__ = ["available", "build_graph", "build_trie", "ctc_best", "ctc_forward", "enabled", "native_graph", "prepare_vocabulary", "run_native",
+__all__ = ["available", "build_graph", "build_trie", "ctc_best", "ctc_forward", "enabled",
+           "native_graph", "prepare_vocabulary", "run_native", "soft_posteriors",
            "spot_tokens", "viterbi"]
 
 _warned = False
@@ -184,3 +185,11 @@ def ctc_best(emit: np.ndarray, skip: np.ndarray, jump: np.ndarray, from_unit: np
     return _native.ctc_best(np.ascontiguousarray(emit, dtype=np.float64),
                             np.asarray(skip, dtype=np.uint8), np.asarray(jump, dtype=np.uint8),
                             np.asarray(from_unit, dtype=np.uint8), float(deletion), use_jump)
+
+
+def soft_posteriors(logprobs: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """``confusion.soft_posteriors`` compiled: per frame and phone ``p``,
+    ``max_q logprobs[q] - costs[p, q]``."""
+    assert _native is not None
+    return _native.soft_posteriors(np.ascontiguousarray(logprobs, dtype=np.float64),
+                                   np.ascontiguousarray(costs, dtype=np.float64))

@@ -58,4 +58,8 @@ def confusion_costs(labels: Sequence[str]) -> np.ndarray:
 def soft_posteriors(logprobs: np.ndarray, costs: np.ndarray) -> np.ndarray:
     """(frames, labels): per frame and phone ``p``, ``max_q logprobs[q] - costs[p, q]``."""
     logprobs = np.asarray(logprobs, dtype=np.float64)
+    from ..decoders import native
+
+    if native.enabled() and logprobs.ndim == 2 and logprobs.shape[1] > 0:
+        return native.soft_posteriors(logprobs, costs)
     return (logprobs[:, None, :] - costs[None, :, :]).max(axis=2)

@@ -221,3 +221,16 @@ def test_ctc_scores_match_the_numpy_references(seed: int, monkeypatch: pytest.Mo
     compiled = scores()
     monkeypatch.setenv("CTC_BIASING_CORE", "python")
     assert compiled == scores()  # bit for bit (-inf where the frames cannot hold the units)
+
+
+def test_soft_posteriors_match_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from biasing.lexicon.confusion import soft_posteriors
+
+    rng = np.random.default_rng(4)
+    logprobs = _random_logprobs(rng, 70, 12, peaky=True).astype(np.float64)
+    logprobs -= logprobs.max(axis=1, keepdims=True)
+    costs = rng.choice([0.0, 1.5, np.inf], size=(12, 12))
+    np.fill_diagonal(costs, 0.0)
+    compiled = soft_posteriors(logprobs, costs)
+    monkeypatch.setenv("CTC_BIASING_CORE", "python")
+    assert compiled.tolist() == soft_posteriors(logprobs, costs).tolist()
