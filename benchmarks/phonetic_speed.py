@@ -18,13 +18,14 @@ The audio is ``--utterances`` utterances of the Earnings-21 dev benchmark (made 
 like ``ctc-biasing eval``'s. Everything runs in this process on one torch thread.
 
     python benchmarks/phonetic_speed.py [--utterances 60] [--list-size 1000]
-        [--spot-size 10000]
+        [--spot-size 10000] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=60)
     parser.add_argument("--list-size", type=int, default=1000)
     parser.add_argument("--spot-size", type=int, default=10000)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes (the median)")
     args = parser.parse_args()
     try:
         dataset = load_dataset(args.dataset, "test")[:args.utterances]
@@ -103,11 +105,14 @@ def main() -> None:
         decoder.decode(output.logprobs, entities=entities, phones=output.heads["phones"])
         decoder.spot(output.logprobs, entities=entities)
 
-    def timed(run) -> float:  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        for output, entities in zip(outputs, lists):
-            run(output, entities)
-        return time.perf_counter() - started
+    def timed(run) -> float:  # type: ignore[no-untyped-def]  # median of --repeats passes
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for output, entities in zip(outputs, lists):
+                run(output, entities)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
 
     alone = decoder.with_options(merge_spots=False)  # each technique by itself, as eval runs it
     subword = timed(lambda o, e: alone.decode(o.logprobs, entities=e))
@@ -122,7 +127,7 @@ def main() -> None:
     together = timed(lambda o, e: every.decode(o.logprobs, entities=e,
                                                phones=o.heads["phones"]))
     print(f"{len(dataset)} utterances, {audio_s:.0f} s of audio, lists of {args.list_size}, "
-          "beam 100, one thread\n")
+          f"beam 100, one thread, median of {args.repeats} passes\n")
     print("| technique | decode s | RTF | x subword |")
     print("|---|---:|---:|---:|")
     for name, seconds in (("subword", subword), ("phonetic", phonetic),

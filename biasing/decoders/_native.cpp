@@ -1251,6 +1251,62 @@ py::array_t<double> soft_posteriors(Doubles logprobs_array, Doubles costs_array)
   return out;
 }
 
+// ---------------------------------------------------------------- best path over a span
+// ctc_score.ctc_best_score(rel[start:end], units, blank, deletion) without building the
+// extended sequence's arrays in numpy: the recursion reads rel's rows directly (the same
+// values, so the same result; a span score is asked for thousands of times per utterance)
+double span_best(Doubles rel_array, int64_t start, int64_t end, Longs units_array,
+                 int64_t blank, double deletion, bool use_deletion) {
+  if (rel_array.ndim() != 2) throw std::invalid_argument("rel must be (frames, classes)");
+  const int64_t classes = rel_array.shape(1);
+  const int64_t n = units_array.size();
+  const int64_t* units = units_array.data();
+  for (int64_t i = 0; i < n; ++i)
+    if (units[i] < 0 || units[i] >= classes || units[i] == blank)
+      throw std::invalid_argument("units must be non-blank classes");
+  if (blank < 0 || blank >= classes) throw std::invalid_argument("blank out of range");
+  start = std::max<int64_t>(0, std::min(start, rel_array.shape(0)));
+  end = std::max(start, std::min(end, rel_array.shape(0)));
+  const int64_t frames = end - start;
+  const double inf = std::numeric_limits<double>::infinity();
+  if (frames == 0) return n == 0 ? 0.0 : -inf;
+  const int64_t states = 2 * n + 1;
+  std::vector<int64_t> ext(states, blank);
+  std::vector<uint8_t> skip(states, 0), jump(states, 0), from_unit(states, 0);
+  for (int64_t i = 0; i < n; ++i) ext[2 * i + 1] = units[i];
+  for (int64_t s = 3; s < states; s += 2) skip[s] = ext[s] != ext[s - 2];
+  bool use_jump = false;
+  if (use_deletion && n > 2) {
+    for (int64_t s = 5; s < states - 1; s += 2) {
+      jump[s] = 1;
+      from_unit[s] = ext[s] != ext[s - 4];
+      use_jump = true;
+    }
+  }
+  const double* rel = rel_array.data() + start * classes;
+  std::vector<double> score(states, -inf), next(states);
+  py::gil_scoped_release release;
+  score[0] = rel[ext[0]];
+  if (states > 1) score[1] = rel[ext[1]];
+  for (int64_t t = 1; t < frames; ++t) {
+    const double* row = rel + t * classes;
+    for (int64_t s = 0; s < states; ++s) {
+      double best = maximum(score[s], s >= 1 ? score[s - 1] : -inf);
+      best = maximum(best, (s >= 2 && skip[s]) ? score[s - 2] : -inf);
+      if (use_jump) {
+        double jumped = -inf;
+        if (s >= 4 && jump[s])
+          jumped = maximum(from_unit[s] ? score[s - 4] : -inf, score[s - 3]) - deletion;
+        best = maximum(best, jumped);
+      }
+      next[s] = best + row[ext[s]];
+    }
+    score.swap(next);
+  }
+  if (states == 1) return score[0];
+  return score[states - 2] > score[states - 1] ? score[states - 2] : score[states - 1];
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -1278,6 +1334,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("ctc_forward", &ctc_forward);
   m.def("ctc_best", &ctc_best);
   m.def("soft_posteriors", &soft_posteriors);
+  m.def("span_best", &span_best);
   py::class_<Vocabulary>(m, "Vocabulary")
       .def(py::init<const std::vector<std::string>&, bool, const std::vector<int>&,
                     const std::vector<int>&, const std::vector<std::string>&,

@@ -37,7 +37,7 @@ except ImportError:  # not built: the Python core runs
 
 __all__ = ["available", "build_graph", "build_trie", "ctc_best", "ctc_forward", "enabled",
            "native_graph", "prepare_vocabulary", "run_native", "soft_posteriors",
-           "spot_tokens", "viterbi"]
+           "span_best", "spot_tokens", "viterbi"]
 
 _warned = False
 
@@ -193,3 +193,12 @@ def soft_posteriors(logprobs: np.ndarray, costs: np.ndarray) -> np.ndarray:
     assert _native is not None
     return _native.soft_posteriors(np.ascontiguousarray(logprobs, dtype=np.float64),
                                    np.ascontiguousarray(costs, dtype=np.float64))
+
+
+def span_best(rel: np.ndarray, start: int, end: int, units: Sequence[int], blank: int,
+              deletion: float | None = None) -> float:
+    """``ctc_score.ctc_best_score(rel[start:end], units, blank, deletion)`` compiled, the
+    extended sequence built in C++ (``rel``: float64, C-contiguous, (frames, classes))."""
+    assert _native is not None
+    return _native.span_best(rel, start, end, np.asarray(units, dtype=np.int64), blank,
+                             0.0 if deletion is None else float(deletion), deletion is not None)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..lexicon.confusion import soft_posteriors
+from . import native
 from .ctc_score import align_words, ctc_best_score, ctc_log_likelihood
 from .hypothesis import EntityMatch, Hypothesis, WordFrames
 from .lookup import MAX_SPOTS, apply_placements, covered_words, place_spots
@@ -76,7 +77,7 @@ class PhoneEvidence:
             rel = soft_posteriors(rel, phone_set.confusion)
         if floor is not None:
             rel = np.maximum(rel, -floor)
-        self.rel = rel  # what every score reads: 0 = the frame's best phone
+        self.rel = np.ascontiguousarray(rel)  # what every score reads: 0 = the best phone
         self.logprobs = rel + top  # the same, absolute (the spotter's blank gate reads it)
         self.deletion = deletion
         self.phone_set = phone_set
@@ -91,7 +92,11 @@ class PhoneEvidence:
         key = (units, start, end)
         found = self._spans.get(key)
         if found is None:
-            found = ctc_best_score(self.rel[start:end], units, self.blank, self.deletion)
+            if native.enabled() and 0 <= start <= len(self.rel):  # the same, without numpy
+                found = native.span_best(self.rel, start, end, units, self.blank,
+                                         self.deletion)
+            else:
+                found = ctc_best_score(self.rel[start:end], units, self.blank, self.deletion)
             self._spans[key] = found
         return found
 

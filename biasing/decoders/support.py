@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import native
 from .ctc_score import ctc_viterbi
 from .hypothesis import EntityMatch, Hypothesis, WordFrames
 from .lists import Spelled
@@ -60,6 +61,7 @@ class UnitEvidence:
         self.top = top
         self.blank = blank
         self._scores: dict[tuple[tuple[int, ...], int, int], float] = {}
+        self._rel64: np.ndarray | None = None  # rel as the compiled core reads it
 
     @classmethod
     def of(cls, logprobs: np.ndarray, labels: Sequence[str], is_bpe: bool,
@@ -83,10 +85,19 @@ class UnitEvidence:
             key = (units, start, end)
             score = self._scores.get(key)
             if score is None:
-                score = self._scores[key] = ctc_viterbi(self.rel[start:end], units,
-                                                        self.blank)[0]
+                score = self._scores[key] = self._best(units, start, end)
             best = min(best, -score / len(units))
         return float(best)
+
+    def _best(self, units: tuple[int, ...], start: int, end: int) -> float:
+        """The best alignment's score of ``units`` over ``[start, end)`` (as
+        :func:`~.ctc_score.ctc_viterbi` gives it; the compiled core skips the backtracking
+        and the numpy set-up, which cost more than the recursion at these sizes)."""
+        if native.enabled() and 0 <= start <= len(self.rel):
+            if self._rel64 is None:
+                self._rel64 = np.ascontiguousarray(self.rel, dtype=np.float64)
+            return native.span_best(self._rel64, start, end, units, self.blank)
+        return ctc_viterbi(self.rel[start:end], units, self.blank)[0]
 
     def confidence(self, start: int, end: int) -> float:
         """Mean best log-probability of the frames ``[start, end)``."""

@@ -234,3 +234,23 @@ def test_soft_posteriors_match_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     compiled = soft_posteriors(logprobs, costs)
     monkeypatch.setenv("CTC_BIASING_CORE", "python")
     assert compiled.tolist() == soft_posteriors(logprobs, costs).tolist()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_span_scores_match_the_numpy_references(seed: int, monkeypatch: pytest.MonkeyPatch,
+                                                ) -> None:
+    from biasing.decoders.ctc_score import ctc_best_score, ctc_viterbi
+
+    monkeypatch.setenv("CTC_BIASING_CORE", "python")  # the references in numpy
+    rng = np.random.default_rng(seed)
+    rel = _random_logprobs(rng, 40, 9, peaky=seed % 2 == 0).astype(np.float64)
+    rel -= rel.max(axis=1, keepdims=True)
+    for _ in range(50):
+        units = tuple(int(u) for u in rng.integers(1, 9, rng.integers(1, 7)))
+        start = int(rng.integers(0, 41))
+        end = start + int(rng.integers(-2, 20))
+        deletion = None if rng.random() < 0.5 else float(rng.random() * 3)
+        assert native.span_best(rel, start, end, units, 0, deletion) == \
+            ctc_best_score(rel[start:end], units, 0, deletion)
+        assert native.span_best(rel, start, end, units, 0) == \
+            ctc_viterbi(rel[start:end], units, 0)[0]
