@@ -1187,24 +1187,17 @@ double ctc_forward(Doubles emit_array, Bytes skip_array) {
   return states > 1 ? logaddexp(alpha[states - 1], alpha[states - 2]) : alpha[0];
 }
 
-// ctc_score.ctc_best_score's max-plus recursion (with the optional deletion jumps)
-double ctc_best(Doubles emit_array, Bytes skip_array, Bytes jump_array, Bytes from_unit_array,
-                double deletion, bool use_jump) {
-  const int64_t frames = emit_array.shape(0), states = emit_array.shape(1);
-  if (emit_array.ndim() != 2 || skip_array.size() != states || jump_array.size() != states ||
-      from_unit_array.size() != states || states < 1 || frames < 1)
-    throw std::invalid_argument("emit and masks do not match");
-  const double* emit = emit_array.data();
-  const uint8_t* skip = skip_array.data();
-  const uint8_t* jump = jump_array.data();
-  const uint8_t* from_unit = from_unit_array.data();
+// ctc_score.ctc_best_score's max-plus recursion (with the optional deletion jumps) over
+// `states` extended-sequence states; emit(t, s) is state s's log-probability at frame t
+template <typename Emit>
+double best_path(int64_t frames, int64_t states, Emit emit, const uint8_t* skip,
+                 const uint8_t* jump, const uint8_t* from_unit, double deletion,
+                 bool use_jump) {
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> score(states, -inf), next(states);
-  py::gil_scoped_release release;
-  score[0] = emit[0];
-  if (states > 1) score[1] = emit[1];
+  score[0] = emit(0, 0);
+  if (states > 1) score[1] = emit(0, 1);
   for (int64_t t = 1; t < frames; ++t) {
-    const double* e = emit + t * states;
     for (int64_t s = 0; s < states; ++s) {
       double best = maximum(score[s], s >= 1 ? score[s - 1] : -inf);
       best = maximum(best, (s >= 2 && skip[s]) ? score[s - 2] : -inf);
@@ -1214,13 +1207,27 @@ double ctc_best(Doubles emit_array, Bytes skip_array, Bytes jump_array, Bytes fr
           jumped = maximum(from_unit[s] ? score[s - 4] : -inf, score[s - 3]) - deletion;
         best = maximum(best, jumped);
       }
-      next[s] = best + e[s];
+      next[s] = best + emit(t, s);
     }
     score.swap(next);
   }
   if (states == 1) return score[0];
   // Python's max(last, before): the first unless the second is greater
   return score[states - 2] > score[states - 1] ? score[states - 2] : score[states - 1];
+}
+
+// ctc_score.ctc_best_score over the extended sequence's (frames, states) emissions
+double ctc_best(Doubles emit_array, Bytes skip_array, Bytes jump_array, Bytes from_unit_array,
+                double deletion, bool use_jump) {
+  const int64_t frames = emit_array.shape(0), states = emit_array.shape(1);
+  if (emit_array.ndim() != 2 || skip_array.size() != states || jump_array.size() != states ||
+      from_unit_array.size() != states || states < 1 || frames < 1)
+    throw std::invalid_argument("emit and masks do not match");
+  const double* emit = emit_array.data();
+  py::gil_scoped_release release;
+  return best_path(frames, states, [&](int64_t t, int64_t s) { return emit[t * states + s]; },
+                   skip_array.data(), jump_array.data(), from_unit_array.data(), deletion,
+                   use_jump);
 }
 
 // ---------------------------------------------------------------- soft phone posteriors
@@ -1284,27 +1291,10 @@ double span_best(Doubles rel_array, int64_t start, int64_t end, Longs units_arra
     }
   }
   const double* rel = rel_array.data() + start * classes;
-  std::vector<double> score(states, -inf), next(states);
   py::gil_scoped_release release;
-  score[0] = rel[ext[0]];
-  if (states > 1) score[1] = rel[ext[1]];
-  for (int64_t t = 1; t < frames; ++t) {
-    const double* row = rel + t * classes;
-    for (int64_t s = 0; s < states; ++s) {
-      double best = maximum(score[s], s >= 1 ? score[s - 1] : -inf);
-      best = maximum(best, (s >= 2 && skip[s]) ? score[s - 2] : -inf);
-      if (use_jump) {
-        double jumped = -inf;
-        if (s >= 4 && jump[s])
-          jumped = maximum(from_unit[s] ? score[s - 4] : -inf, score[s - 3]) - deletion;
-        best = maximum(best, jumped);
-      }
-      next[s] = best + row[ext[s]];
-    }
-    score.swap(next);
-  }
-  if (states == 1) return score[0];
-  return score[states - 2] > score[states - 1] ? score[states - 2] : score[states - 1];
+  return best_path(frames, states,
+                   [&](int64_t t, int64_t s) { return rel[t * classes + ext[s]]; },
+                   skip.data(), jump.data(), from_unit.data(), deletion, use_jump);
 }
 
 }  // namespace
